@@ -1,0 +1,341 @@
+// Package app is the deliberately slow web application that runs on every
+// pool member: each request to / burns a fixed amount of real CPU time, so the
+// member's CPU usage rises with load exactly as node exporter would see it.
+//
+// Lifecycle: Run serves until its context is cancelled (SIGTERM), then drains:
+// /health answers 503 at once, requests are still served for the drain period
+// so a load balancer's health check can take the member out of rotation, and
+// finally in-flight requests are finished and Run returns nil.
+package app
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultWork            = 20 * time.Millisecond
+	DefaultLoadDuration    = 10 * time.Second
+	DefaultDrain           = 5 * time.Second
+	DefaultShutdownTimeout = 4 * time.Second
+	// MaxWork bounds the per-request ?work= override.
+	MaxWork = 2 * time.Second
+	// MaxLoadDuration bounds the /load ?seconds= override.
+	MaxLoadDuration = 5 * time.Minute
+)
+
+// Config configures a Server. The zero value is usable: each field documents
+// its default.
+type Config struct {
+	// InstanceID names this member in responses and metrics; "" means the hostname-free "local".
+	InstanceID string
+	// Work is the CPU time burned per GET / request; 0 means DefaultWork, negative means none.
+	Work time.Duration
+	// LoadDuration is how long GET /load keeps all CPUs busy; 0 means DefaultLoadDuration.
+	LoadDuration time.Duration
+	// Drain is how long requests keep being served after shutdown starts while
+	// /health answers 503; 0 means DefaultDrain, negative means no drain.
+	Drain time.Duration
+	// ShutdownTimeout bounds waiting for in-flight requests after the drain
+	// period; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// DrainToken, if set, is required as "Bearer TOKEN" by POST /drain.
+	DrainToken string
+	// Logger receives lifecycle logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.InstanceID == "" {
+		c.InstanceID = "local"
+	}
+	switch {
+	case c.Work == 0:
+		c.Work = DefaultWork
+	case c.Work < 0:
+		c.Work = 0
+	}
+	if c.LoadDuration <= 0 {
+		c.LoadDuration = DefaultLoadDuration
+	}
+	switch {
+	case c.Drain == 0:
+		c.Drain = DefaultDrain
+	case c.Drain < 0:
+		c.Drain = 0
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Server is the slow web app. Create it with New and serve with Run.
+type Server struct {
+	cfg      Config
+	draining atomic.Bool
+	reg      *prometheus.Registry
+	metrics  metrics
+	burner   burner
+	handler  http.Handler
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	inFlight prometheus.Gauge
+	duration *prometheus.HistogramVec
+	cpuWork  prometheus.Counter
+	draining prometheus.Gauge
+}
+
+// New returns a Server with its own Prometheus registry.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg.withDefaults(), reg: prometheus.NewRegistry()}
+	constLabels := prometheus.Labels{"instance_id": s.cfg.InstanceID}
+	s.metrics = metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tidepool_app_requests_total", Help: "HTTP requests answered, by path and status code.", ConstLabels: constLabels,
+		}, []string{"path", "code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tidepool_app_in_flight_requests", Help: "Requests being served.", ConstLabels: constLabels,
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tidepool_app_request_duration_seconds", Help: "Request latency in seconds, by path.", ConstLabels: constLabels,
+			Buckets: []float64{.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5, 10},
+		}, []string{"path"}),
+		cpuWork: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tidepool_app_cpu_work_seconds_total", Help: "CPU time burned by request work.", ConstLabels: constLabels,
+		}),
+		draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tidepool_app_draining", Help: "1 while the app is draining (health answers 503).", ConstLabels: constLabels,
+		}),
+	}
+	s.reg.MustRegister(s.metrics.requests, s.metrics.inFlight, s.metrics.duration, s.metrics.cpuWork, s.metrics.draining,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.instrument("/", s.handleWork))
+	mux.HandleFunc("GET /load", s.instrument("/load", s.handleLoad))
+	mux.HandleFunc("GET /health", s.handleHealth)
+	mux.HandleFunc("POST /drain", s.handleDrain)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	s.handler = mux
+	return s
+}
+
+// Handler returns the app's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Draining reports whether the app is draining.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// StartDrain turns /health to 503 without stopping the server; requests are
+// still served. It is what SIGTERM and POST /drain do first.
+func (s *Server) StartDrain(reason string) {
+	if s.draining.CompareAndSwap(false, true) {
+		s.metrics.draining.Set(1)
+		s.cfg.Logger.Info("draining", "instance", s.cfg.InstanceID, "reason", reason)
+	}
+}
+
+// Run serves on ln until ctx is cancelled, then drains (see the package doc)
+// and returns nil once in-flight requests are done, or an error if serving
+// failed. Run closes ln.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	s.cfg.Logger.Info("serving", "instance", s.cfg.InstanceID, "addr", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.StartDrain("shutdown")
+	// Ask clients not to reuse connections: a keep-alive connection closed by
+	// Shutdown while a client reuses it would fail that client's request.
+	srv.SetKeepAlivesEnabled(false)
+	if s.cfg.Drain > 0 {
+		t := time.NewTimer(s.cfg.Drain)
+		select {
+		case <-t.C:
+		case err := <-serveErr:
+			t.Stop()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	s.burner.stop()
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", s.cfg.ShutdownTimeout, err)
+	}
+	s.cfg.Logger.Info("stopped", "instance", s.cfg.InstanceID)
+	return nil
+}
+
+func (s *Server) instrument(path string, h func(http.ResponseWriter, *http.Request) int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.metrics.inFlight.Inc()
+		start := time.Now()
+		code := h(w, r)
+		s.metrics.duration.WithLabelValues(path).Observe(time.Since(start).Seconds())
+		s.metrics.requests.WithLabelValues(path, strconv.Itoa(code)).Inc()
+		s.metrics.inFlight.Dec()
+	}
+}
+
+// WorkResponse is the JSON body of GET /.
+type WorkResponse struct {
+	Instance  string  `json:"instance"`
+	Addr      string  `json:"addr"`
+	CPUMillis float64 `json:"cpu_ms"`
+	ElapsedMs float64 `json:"elapsed_ms"`
+	Digest    string  `json:"digest"`
+}
+
+func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) int {
+	cost := s.cfg.Work
+	if v := r.URL.Query().Get("work"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > MaxWork {
+			http.Error(w, fmt.Sprintf("bad work %q: want a duration between 0 and %s", v, MaxWork), http.StatusBadRequest)
+			return http.StatusBadRequest
+		}
+		cost = d
+	}
+	start := time.Now()
+	sum := Burn(cost)
+	elapsed := time.Since(start)
+	s.metrics.cpuWork.Add(cost.Seconds())
+	addr := ""
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		addr = a.String()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(WorkResponse{
+		Instance:  s.cfg.InstanceID,
+		Addr:      addr,
+		CPUMillis: float64(cost) / float64(time.Millisecond),
+		ElapsedMs: float64(elapsed) / float64(time.Millisecond),
+		Digest:    hex.EncodeToString(sum[:8]),
+	})
+	return http.StatusOK
+}
+
+func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) int {
+	d := s.cfg.LoadDuration
+	if v := r.URL.Query().Get("seconds"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n <= 0 || time.Duration(n*float64(time.Second)) > MaxLoadDuration {
+			http.Error(w, fmt.Sprintf("bad seconds %q: want a number in (0, %g]", v, MaxLoadDuration.Seconds()), http.StatusBadRequest)
+			return http.StatusBadRequest
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	until := time.Now().Add(d)
+	s.burner.extend(until)
+	select {
+	case <-time.After(time.Until(until)):
+	case <-r.Context().Done():
+	}
+	fmt.Fprintf(w, "loaded %d CPUs for %s on %s\n", runtime.NumCPU(), d, s.cfg.InstanceID)
+	return http.StatusOK
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "OK")
+}
+
+func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.DrainToken != "" && r.Header.Get("Authorization") != "Bearer "+s.cfg.DrainToken {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	s.StartDrain("drain request")
+	fmt.Fprintln(w, "draining")
+}
+
+// burner keeps every CPU busy until a deadline that concurrent /load requests
+// extend, so many /load calls share one set of NumCPU busy goroutines.
+type burner struct {
+	mu      sync.Mutex
+	until   time.Time
+	running bool
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func (b *burner) extend(until time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	if until.After(b.until) {
+		b.until = until
+	}
+	if b.running {
+		return
+	}
+	b.running = true
+	n := runtime.NumCPU()
+	b.wg.Add(n)
+	for i := 0; i < n; i++ {
+		go b.burn()
+	}
+}
+
+func (b *burner) burn() {
+	defer b.wg.Done()
+	var sum [32]byte
+	for {
+		b.mu.Lock()
+		done := b.stopped || !time.Now().Before(b.until)
+		if done {
+			b.running = false
+		}
+		b.mu.Unlock()
+		if done {
+			return
+		}
+		sum = chain(sum, 5000)
+	}
+}
+
+func (b *burner) stop() {
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}

@@ -1,0 +1,169 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"tidepool/internal/buildbin"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { buildbin.Cleanup() }))
+}
+
+func TestHandlers(t *testing.T) {
+	s := New(Config{InstanceID: "i-1", Work: 2 * time.Millisecond, LoadDuration: 50 * time.Millisecond})
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		wantCode int
+		wantBody string
+	}{
+		{"health", "GET", "/health", 200, "OK\n"},
+		{"work", "GET", "/", 200, `"instance":"i-1"`},
+		{"work override", "GET", "/?work=1ms", 200, `"cpu_ms":1`},
+		{"work too big", "GET", "/?work=1h", 400, "bad work"},
+		{"work negative", "GET", "/?work=-1s", 400, "bad work"},
+		{"work garbage", "GET", "/?work=abc", 400, "bad work"},
+		{"load", "GET", "/load?seconds=0.05", 200, "loaded"},
+		{"load bad", "GET", "/load?seconds=-3", 400, "bad seconds"},
+		{"metrics", "GET", "/metrics", 200, "tidepool_app_requests_total"},
+		{"unknown", "GET", "/nope", 404, ""},
+		{"post work", "POST", "/", 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			if rec.Code != tt.wantCode {
+				t.Fatalf("%s %s: code = %d, want %d (body %q)", tt.method, tt.path, rec.Code, tt.wantCode, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Errorf("%s %s: body %q does not contain %q", tt.method, tt.path, rec.Body, tt.wantBody)
+			}
+		})
+	}
+	s.burner.stop()
+}
+
+func TestWorkResponseReportsCost(t *testing.T) {
+	s := New(Config{InstanceID: "i-2", Work: 5 * time.Millisecond})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	var got WorkResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	if got.Instance != "i-2" || got.CPUMillis != 5 || got.ElapsedMs < 5 || got.Digest == "" {
+		t.Errorf("response = %+v, want instance i-2, cpu_ms 5, elapsed >= 5ms, a digest", got)
+	}
+}
+
+func TestBurnConsumesThreadCPU(t *testing.T) {
+	for _, cost := range []time.Duration{0, 3 * time.Millisecond, 15 * time.Millisecond} {
+		before := processCPU(t)
+		Burn(cost)
+		used := processCPU(t) - before
+		// CPU time cannot be less than asked (wall time may be more under contention).
+		if used < cost-time.Millisecond {
+			t.Errorf("Burn(%s) used %s of process CPU, want at least the cost", cost, used)
+		}
+	}
+}
+
+func TestDrainEndpoint(t *testing.T) {
+	s := New(Config{DrainToken: "secret"})
+	do := func(auth string) int {
+		req := httptest.NewRequest("POST", "/drain", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := do("Bearer wrong"); code != 401 || s.Draining() {
+		t.Fatalf("wrong token: code %d draining %v, want 401 and not draining", code, s.Draining())
+	}
+	if code := do("Bearer secret"); code != 200 || !s.Draining() {
+		t.Fatalf("right token: code %d draining %v, want 200 and draining", code, s.Draining())
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("health while draining = %d, want 503", rec.Code)
+	}
+	// Still serves work while draining.
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/?work=1ms", nil))
+	if rec.Code != 200 {
+		t.Errorf("work while draining = %d, want 200", rec.Code)
+	}
+}
+
+// TestRunDrains checks the in-process lifecycle: cancel -> health 503 while
+// still serving -> Run returns nil.
+func TestRunDrains(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Work: time.Millisecond, Drain: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	t.Cleanup(client.CloseIdleConnections)
+	if code := get(t, client, base+"/health"); code != 200 {
+		t.Fatalf("health before cancel = %d", code)
+	}
+	cancel()
+	waitFor(t, func() bool { return s.Draining() })
+	if code := get(t, client, base+"/health"); code != 503 {
+		t.Errorf("health while draining = %d, want 503", code)
+	}
+	if code := get(t, client, base+"/"); code != 200 {
+		t.Errorf("work while draining = %d, want 200", code)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after drain")
+	}
+}
+
+func get(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,63 @@
+// Package envflag lets every flag of a flag.FlagSet be set from an environment
+// variable, with the command line taking precedence. Subcommands use it so that
+// the course's variables (EXOSCALE_KEY, LISTEN_PORT, ...) and flags configure
+// the same fields.
+package envflag
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Parse sets flags in fs from the environment, then parses args. names maps a
+// flag name to the environment variables that may set it (the first one set
+// wins). lookup reads the environment; nil means os.LookupEnv. Like
+// flag.Parse, it prints any error and the usage (listing each flag's
+// variables) to fs.Output() before returning the error; a bad value in the
+// environment names the variable. fs should use flag.ContinueOnError.
+func Parse(fs *flag.FlagSet, args []string, names map[string][]string, lookup func(string) (string, bool)) error {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	fs.Usage = usageWithEnv(fs, names)
+	for name, vars := range names {
+		f := fs.Lookup(name)
+		if f == nil {
+			return fmt.Errorf("envflag: no flag %q", name)
+		}
+		for _, v := range vars {
+			val, ok := lookup(v)
+			if !ok || val == "" {
+				continue
+			}
+			if err := fs.Set(name, val); err != nil {
+				err = fmt.Errorf("invalid value %q for environment variable %s: %w", val, v, err)
+				fmt.Fprintln(fs.Output(), err)
+				fs.Usage()
+				return err
+			}
+			break
+		}
+	}
+	return fs.Parse(args)
+}
+
+func usageWithEnv(fs *flag.FlagSet, names map[string][]string) func() {
+	return func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage of %s:\n", fs.Name())
+		fs.VisitAll(func(f *flag.Flag) {
+			typ, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(out, "  -%s %s\n    \t%s", f.Name, typ, strings.ReplaceAll(usage, "\n", "\n    \t"))
+			if f.DefValue != "" {
+				fmt.Fprintf(out, " (default %q)", f.DefValue)
+			}
+			if vars := names[f.Name]; len(vars) > 0 {
+				fmt.Fprintf(out, " [env %s]", strings.Join(vars, ", "))
+			}
+			fmt.Fprintln(out)
+		})
+	}
+}
