@@ -1,0 +1,62 @@
+package envflag
+
+import (
+	"bytes"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantPort int
+		wantWait time.Duration
+		wantErr  string
+	}{
+		{name: "defaults", wantPort: 8080, wantWait: time.Second},
+		{name: "env", env: map[string]string{"LISTEN_PORT": "9000"}, wantPort: 9000, wantWait: time.Second},
+		{name: "second variable", env: map[string]string{"APP_PORT": "9001"}, wantPort: 9001, wantWait: time.Second},
+		{name: "first variable wins", env: map[string]string{"LISTEN_PORT": "1", "APP_PORT": "2"}, wantPort: 1, wantWait: time.Second},
+		{name: "empty variable ignored", env: map[string]string{"LISTEN_PORT": ""}, wantPort: 8080, wantWait: time.Second},
+		{name: "flag beats env", env: map[string]string{"LISTEN_PORT": "9000"}, args: []string{"-port", "7000"}, wantPort: 7000, wantWait: time.Second},
+		{name: "bad env", env: map[string]string{"WAIT": "soon"}, wantErr: "environment variable WAIT"},
+		{name: "bad flag", args: []string{"-port", "x"}, wantErr: "invalid value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			var out bytes.Buffer
+			fs.SetOutput(&out)
+			port := fs.Int("port", 8080, "port")
+			wait := fs.Duration("wait", time.Second, "wait")
+			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			err := Parse(fs, tt.args, map[string][]string{"port": {"LISTEN_PORT", "APP_PORT"}, "wait": {"WAIT"}}, lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+				}
+				if !strings.Contains(out.String(), "[env LISTEN_PORT, APP_PORT]") {
+					t.Errorf("usage does not list env variables:\n%s", out.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if *port != tt.wantPort || *wait != tt.wantWait {
+				t.Errorf("got port %d wait %s, want %d %s", *port, *wait, tt.wantPort, tt.wantWait)
+			}
+		})
+	}
+}
+
+func TestParseUnknownFlagName(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	if err := Parse(fs, nil, map[string][]string{"nope": {"X"}}, nil); err == nil {
+		t.Fatal("want error for a mapping to a flag that does not exist")
+	}
+}
