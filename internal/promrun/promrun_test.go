@@ -1,0 +1,95 @@
+package promrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestPrometheusAndAlertmanager starts the real binaries, queries Prometheus
+// scraping itself, and checks Stop leaves no process behind.
+func TestPrometheusAndAlertmanager(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	listen, err := FreeAddr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promCfg := filepath.Join(dir, "prometheus.yml")
+	writeFile(t, promCfg, fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: self\n  static_configs: [{targets: ['%s']}]\n", listen))
+	mustMkdir(t, filepath.Join(dir, "tsdb"))
+	prom, err := StartPrometheus(ctx, Config{ConfigFile: promCfg, DataDir: filepath.Join(dir, "tsdb"), Listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prom.Stop)
+
+	var got []Sample
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("up{job=\"self\"} never returned data")
+		}
+		time.Sleep(200 * time.Millisecond)
+		if got, err = Query(ctx, prom.URL, `up{job="self"} == 1`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[0].Value != 1 || got[0].Labels["job"] != "self" {
+		t.Errorf("up = %+v, want 1 with job=self", got[0])
+	}
+	if _, err := Query(ctx, prom.URL, `sum(`); err == nil {
+		t.Error("bad PromQL: want an error")
+	}
+	sc, err := Query(ctx, prom.URL, `scalar(vector(2))`)
+	if err != nil || len(sc) != 1 || sc[0].Value != 2 {
+		t.Errorf("scalar query = %v, %v; want one sample of 2", sc, err)
+	}
+
+	amCfg := filepath.Join(dir, "alertmanager.yml")
+	writeFile(t, amCfg, "route: {receiver: none}\nreceivers: [{name: none}]\n")
+	mustMkdir(t, filepath.Join(dir, "am"))
+	am, err := StartAlertmanager(ctx, Config{ConfigFile: amCfg, DataDir: filepath.Join(dir, "am")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{prom.PID(), am.PID()}
+	am.Stop()
+	prom.Stop()
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d still exists after Stop (kill 0: %v)", pid, err)
+		}
+	}
+}
+
+func TestFindBinaryMissing(t *testing.T) {
+	_, err := FindBinary("some-package", "no-such-binary-tidepool")
+	if !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("err = %v, want ErrNotInstalled", err)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustMkdir(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
