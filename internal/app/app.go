@@ -192,8 +192,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	err := srv.Shutdown(sctx)
 	s.burner.stop()
 	if err != nil {
+		// A supervisor expects exit 0 after SIGTERM: requests still running
+		// now are cut off (their clients have usually given up already).
+		s.cfg.Logger.Warn("closing requests still in flight after the shutdown timeout", "instance", s.cfg.InstanceID, "timeout", s.cfg.ShutdownTimeout, "err", err)
 		srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", s.cfg.ShutdownTimeout, err)
 	}
 	s.cfg.Logger.Info("stopped", "instance", s.cfg.InstanceID)
 	return nil
@@ -230,8 +232,12 @@ func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) int {
 		cost = d
 	}
 	start := time.Now()
-	sum := Burn(cost)
+	sum, err := Burn(r.Context(), cost)
 	elapsed := time.Since(start)
+	if err != nil {
+		// The client went away: stop burning CPU for nobody.
+		return 499
+	}
 	s.metrics.cpuWork.Add(cost.Seconds())
 	addr := ""
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {

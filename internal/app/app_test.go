@@ -72,7 +72,7 @@ func TestWorkResponseReportsCost(t *testing.T) {
 func TestBurnConsumesThreadCPU(t *testing.T) {
 	for _, cost := range []time.Duration{0, 3 * time.Millisecond, 15 * time.Millisecond} {
 		before := processCPU(t)
-		Burn(cost)
+		Burn(context.Background(), cost)
 		used := processCPU(t) - before
 		// CPU time cannot be less than asked (wall time may be more under contention).
 		if used < cost-time.Millisecond {
@@ -166,4 +166,48 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func TestBurnStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := processCPU(t)
+	if _, err := Burn(ctx, time.Second); err == nil {
+		t.Fatal("Burn with a cancelled context: want an error")
+	}
+	if used := processCPU(t) - before; used > 200*time.Millisecond {
+		t.Errorf("Burn with a cancelled context used %s of CPU, want it to stop at once", used)
+	}
+}
+
+func TestWorkAbandonedByClient(t *testing.T) {
+	s := New(Config{Work: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil).WithContext(ctx))
+	if got := testutilCount(t, s, "499"); got != 1 {
+		t.Errorf("requests_total{code=499} = %v, want 1", got)
+	}
+}
+
+func testutilCount(t *testing.T, s *Server, code string) float64 {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "tidepool_app_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" && l.GetValue() == code {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

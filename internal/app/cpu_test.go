@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func BenchmarkBurn(b *testing.B) {
 		b.Run(cost.String(), func(b *testing.B) {
 			before := processCPU(b)
 			for i := 0; i < b.N; i++ {
-				Burn(cost)
+				Burn(context.Background(), cost)
 			}
 			used := processCPU(b) - before
 			b.ReportMetric(float64(used)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/sha256"
 	"runtime"
 	"time"
@@ -22,11 +23,12 @@ func threadCPU() time.Duration {
 // work cannot be optimised away. The cost is CPU time, not wall time: under a
 // CPU quota or contention the call takes longer but costs the same CPU, as a
 // request on a busy VM does. It blocks the goroutine (pinned to its thread) for
-// the duration; cost <= 0 returns at once.
-func Burn(cost time.Duration) [sha256.Size]byte {
+// the duration; cost <= 0 returns at once. When ctx ends first, Burn stops
+// and returns ctx's error.
+func Burn(ctx context.Context, cost time.Duration) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
 	if cost <= 0 {
-		return sum
+		return sum, nil
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -35,14 +37,20 @@ func Burn(cost time.Duration) [sha256.Size]byte {
 		// No per-thread clock: fall back to wall time.
 		deadline := time.Now().Add(cost)
 		for time.Now().Before(deadline) {
+			if err := ctx.Err(); err != nil {
+				return sum, err
+			}
 			sum = chain(sum, 500)
 		}
-		return sum
+		return sum, nil
 	}
 	for threadCPU()-start < cost {
+		if err := ctx.Err(); err != nil {
+			return sum, err
+		}
 		sum = chain(sum, 500)
 	}
-	return sum
+	return sum, nil
 }
 
 // chain hashes sum n times in a row.
