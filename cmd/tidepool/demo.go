@@ -2,9 +2,63 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+
+	"tidepool/internal/demo"
+	"tidepool/internal/loadgen"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return notImplemented("demo", stderr)
+	fs := flag.NewFlagSet("tidepool demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg demo.Config
+	fs.StringVar(&cfg.Profile, "profile", demo.DefaultProfile, "monitoring timing profile: fast (seconds) or seed (the course's 60 s tick and 1 m windows)")
+	fs.StringVar(&cfg.OutDir, "out", demo.DefaultOutDir, "directory for report.html, report.png, load.csv/json, logs and rendered configuration")
+	fs.IntVar(&cfg.MinSize, "min", demo.DefaultMinSize, "minimum pool size")
+	fs.IntVar(&cfg.MaxSize, "max", demo.DefaultMaxSize, "maximum pool size")
+	fs.DurationVar(&cfg.Work, "work", demo.DefaultWork, "CPU time each request costs a member")
+	fs.Float64Var(&cfg.CPUPerVCPU, "cpu-per-vcpu", demo.DefaultCPUPerVCPU, "CPU quota of each member in cores")
+	fs.DurationVar(&cfg.BootDelay, "boot-delay", 0, "emulated VM boot time of new members (default 2s fast, 20s seed)")
+	fs.DurationVar(&cfg.Settle, "settle", 0, "after the load, wait at most this long for the pool to shrink to -min (default 20 ticks)")
+	port := fs.Uint("service-port", demo.DefaultServicePort, "load balancer service port")
+	var stages loadStages
+	fs.Var(&stages, "stage", "load stage, repeatable (see tidepool load -h); default: the built-in scenario")
+	scenario := fs.String("scenario", "", "YAML or JSON file listing the load stages")
+	if code, ok := parseFlags(fs, args, map[string][]string{
+		"profile": {"TIDEPOOL_DEMO_PROFILE"},
+		"out":     {"TIDEPOOL_DEMO_OUT"},
+	}); !ok {
+		return code
+	}
+	if *port == 0 || *port > 65535 {
+		return usageError(fs, fmt.Errorf("bad -service-port %d", *port))
+	}
+	cfg.ServicePort = uint16(*port)
+	switch {
+	case len(stages) > 0 && *scenario != "":
+		return usageError(fs, errors.New("give either -stage or -scenario, not both"))
+	case len(stages) > 0:
+		cfg.Stages = stages
+	case *scenario != "":
+		st, err := loadgen.LoadScenario(*scenario)
+		if err != nil {
+			return usageError(fs, err)
+		}
+		cfg.Stages = st
+	}
+	cfg.Out = stdout
+	res, err := demo.Run(ctx, cfg)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "tidepool demo: interrupted; everything it started has been stopped")
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tidepool demo: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, demo.Verdict(res, cfg.MinSize))
+	return 0
 }

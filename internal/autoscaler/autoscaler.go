@@ -1,0 +1,589 @@
+// Package autoscaler scales an Exoscale instance pool from alert webhooks.
+//
+// HTTP endpoints record scaling signals (/up, /down, /webhook for
+// Alertmanager and Grafana payloads); every tick the control loop observes
+// the pool, asks a policy.Policy for a decision and carries it out: a
+// scale-up sets the pool size and waits for the operation; a scale-in names
+// its victims, drains each one (health check made to fail, in-flight requests
+// finished) and evicts it. The signals are cleared at every tick.
+//
+// Control loop states:
+//
+//	        tick: observe, decide          change decided
+//	idle ─────────────────────────▶ decide ──────────────▶ scaling
+//	 ▲  ◀──── no-op / held / dry run ──┘                      │ done (or failed)
+//	 │                                                         ▼
+//	 └──────────── cooldown elapsed (policy holds) ◀──── cooldown
+//
+// A no-op is not an error; the cooldown starts only after a real change.
+package autoscaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	v3 "github.com/exoscale/egoscale/v3"
+
+	"tidepool/internal/autoscaler/policy"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultAddr             = ":8090"
+	DefaultInterval         = 60 * time.Second
+	DefaultMaxBody          = 1 << 20
+	DefaultDirectionLabel   = "scale"
+	DefaultDrainTimeout     = 60 * time.Second
+	DefaultDrainGrace       = 2 * time.Second
+	DefaultRetryAttempts    = 5
+	DefaultRetryBase        = time.Second
+	DefaultOperationTimeout = 5 * time.Minute
+	DefaultShutdownTimeout  = 5 * time.Second
+	DefaultHistory          = 20
+)
+
+// Config configures an Autoscaler. Cloud and PoolID are required; every
+// other field documents its zero-value default.
+type Config struct {
+	// Cloud is the Exoscale API client (see internal/exoclient).
+	Cloud Cloud
+	// PoolID is the ID of the instance pool to scale.
+	PoolID string
+	// Policy decides the pool size; nil means policy.Webhook with zero
+	// Limits (min 1, no max, no cooldown, no warmup). A policy with a
+	// Validate() error method is validated by New.
+	Policy policy.Policy
+
+	// Addr is the HTTP listen address; "" means DefaultAddr. Ignored when
+	// Listener is set.
+	Addr string
+	// Listener, if set, is served instead of listening on Addr; Run closes it.
+	Listener net.Listener
+	// Interval is the tick period; 0 means DefaultInterval.
+	Interval time.Duration
+	// Ticks, if set, replaces the ticker: Run ticks on every receive (tests
+	// and simulations drive the loop with it).
+	Ticks <-chan time.Time
+	// Now is the clock given to the policy and stamped on records; nil
+	// means time.Now.
+	Now func() time.Time
+	// DryRun logs and records decisions without changing the pool.
+	DryRun bool
+
+	// AuthToken, if set, lets webhook requests in with "Authorization:
+	// Bearer <AuthToken>".
+	AuthToken string
+	// BasicAuth, if set as "user:password", lets webhook requests in with
+	// that HTTP basic auth. With both AuthToken and BasicAuth set either
+	// works; with neither, webhooks are open.
+	BasicAuth string
+	// MaxBody is the largest accepted webhook body in bytes (larger gets
+	// 413); 0 means DefaultMaxBody.
+	MaxBody int64
+	// DirectionLabel is the alert label giving the direction ("up" or
+	// "down") on /webhook; "" means DefaultDirectionLabel.
+	DirectionLabel string
+	// DirectionAnnotation is the alert annotation read when the label is
+	// absent; "" means DefaultDirectionLabel.
+	DirectionAnnotation string
+
+	// StateFile, if set, keeps the last scaling time and pending signals
+	// across restarts. It is written atomically after every recorded signal,
+	// every tick and at shutdown.
+	StateFile string
+
+	// NLBID and NLBServiceID, if both set, name the NLB service in front of
+	// the pool: a scale-in waits until it reports the victim's health check
+	// failing before evicting.
+	NLBID, NLBServiceID string
+	// AppPort is the member app's port for POST /drain; 0 means the NLB
+	// service's target port, or DefaultAppPort without an NLB service.
+	AppPort int
+	// DrainToken, if set, is sent as "Authorization: Bearer <DrainToken>"
+	// with POST /drain.
+	DrainToken string
+	// DrainTimeout bounds waiting for the NLB to see a victim fail; 0 means
+	// DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// DrainGrace is the wait for in-flight requests after a victim is out of
+	// rotation; 0 means DefaultDrainGrace, negative means none.
+	DrainGrace time.Duration
+	// HTTPClient sends POST /drain; nil means a client with a 5s timeout.
+	HTTPClient *http.Client
+
+	// RetryAttempts is the number of attempts of a failed cloud step; 0
+	// means DefaultRetryAttempts.
+	RetryAttempts int
+	// RetryBase is the first delay between attempts, doubling up to 16
+	// times it; 0 means DefaultRetryBase.
+	RetryBase time.Duration
+	// OperationTimeout bounds waiting for one cloud operation, and for the
+	// pool to be running again after it; 0 means DefaultOperationTimeout.
+	OperationTimeout time.Duration
+	// ShutdownTimeout is how long a change already sent to the cloud may
+	// still be waited for after Run's context is cancelled; 0 means
+	// DefaultShutdownTimeout. Drain waits end at once on cancellation.
+	ShutdownTimeout time.Duration
+	// History is the number of decisions kept for /status; 0 means
+	// DefaultHistory.
+	History int
+
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Policy == nil {
+		c.Policy = policy.Webhook{}
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.DirectionLabel == "" {
+		c.DirectionLabel = DefaultDirectionLabel
+	}
+	if c.DirectionAnnotation == "" {
+		c.DirectionAnnotation = DefaultDirectionLabel
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	switch {
+	case c.DrainGrace == 0:
+		c.DrainGrace = DefaultDrainGrace
+	case c.DrainGrace < 0:
+		c.DrainGrace = 0
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if c.RetryAttempts <= 0 {
+		c.RetryAttempts = DefaultRetryAttempts
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.OperationTimeout <= 0 {
+		c.OperationTimeout = DefaultOperationTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.History <= 0 {
+		c.History = DefaultHistory
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// ReasonObserveFailed is the reason recorded for a tick that could not read
+// the pool (From and To are then the last known size).
+const ReasonObserveFailed policy.Reason = "observe-failed"
+
+// Record is one tick's decision and what came of it.
+type Record struct {
+	Time time.Time `json:"time"`
+	policy.Decision
+	// Result is scaled, noop, held, dry_run, error or aborted.
+	Result string `json:"result"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Status is the autoscaler's state as /status reports it.
+type Status struct {
+	PoolID string      `json:"pool_id"`
+	Pool   policy.Pool `json:"pool"`
+	// ObservedAt is when Pool was read; zero before the first observation.
+	ObservedAt time.Time      `json:"observed_at,omitzero"`
+	Pending    policy.Pending `json:"pending"`
+	// LastScale is when the pool size was last changed; zero if never.
+	LastScale time.Time `json:"last_scale,omitzero"`
+	DryRun    bool      `json:"dry_run"`
+	Interval  string    `json:"interval"`
+	// Decisions are the latest decisions, newest first.
+	Decisions []Record `json:"decisions"`
+}
+
+// Autoscaler is the webhook receiver and control loop. Create it with New,
+// then call Run.
+type Autoscaler struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	cloud   *cloudPool
+	drainer *drainer
+	signals signals
+	state   stateFile
+
+	tickMu sync.Mutex // one tick at a time
+
+	mu         sync.Mutex // guards the fields below
+	pool       policy.Pool
+	observedAt time.Time
+	lastScale  time.Time
+	history    []Record // newest last
+}
+
+// New checks cfg and returns an Autoscaler, restoring the state file if one
+// is configured. It makes no network calls.
+func New(cfg Config) (*Autoscaler, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Cloud == nil {
+		return nil, errors.New("autoscaler: no cloud client")
+	}
+	if _, err := v3.ParseUUID(cfg.PoolID); err != nil {
+		return nil, fmt.Errorf("autoscaler: instance pool ID %q is not a UUID", cfg.PoolID)
+	}
+	if (cfg.NLBID == "") != (cfg.NLBServiceID == "") {
+		return nil, errors.New("autoscaler: NLB ID and NLB service ID must be set together")
+	}
+	for name, id := range map[string]string{"NLB ID": cfg.NLBID, "NLB service ID": cfg.NLBServiceID} {
+		if _, err := v3.ParseUUID(id); id != "" && err != nil {
+			return nil, fmt.Errorf("autoscaler: %s %q is not a UUID", name, id)
+		}
+	}
+	if cfg.BasicAuth != "" && !strings.Contains(cfg.BasicAuth, ":") {
+		return nil, errors.New("autoscaler: basic auth must be user:password")
+	}
+	if cfg.AppPort < 0 || cfg.AppPort > 65535 {
+		return nil, fmt.Errorf("autoscaler: app port %d out of range", cfg.AppPort)
+	}
+	if v, ok := cfg.Policy.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("autoscaler: policy: %w", err)
+		}
+	}
+	a := &Autoscaler{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), state: stateFile{path: cfg.StateFile}}
+	a.cloud = &cloudPool{
+		api:       cfg.Cloud,
+		id:        v3.UUID(cfg.PoolID),
+		backoff:   backoff{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
+		opTimeout: cfg.OperationTimeout,
+		poll:      min(cfg.RetryBase, 250*time.Millisecond),
+		metrics:   a.metrics,
+		log:       cfg.Logger,
+	}
+	a.drainer = &drainer{
+		cloud:   a.cloud,
+		client:  cfg.HTTPClient,
+		nlbID:   v3.UUID(cfg.NLBID),
+		svcID:   v3.UUID(cfg.NLBServiceID),
+		token:   cfg.DrainToken,
+		timeout: cfg.DrainTimeout,
+		grace:   cfg.DrainGrace,
+		poll:    min(cfg.RetryBase, 500*time.Millisecond),
+		log:     cfg.Logger,
+		port:    cfg.AppPort,
+	}
+	st, err := a.state.load()
+	if err != nil {
+		return nil, fmt.Errorf("autoscaler: %w", err)
+	}
+	a.lastScale = st.LastScale
+	if !st.LastScale.IsZero() {
+		a.metrics.lastScale.Set(float64(st.LastScale.UnixMilli()) / 1000)
+	}
+	a.metrics.setPending(a.signals.restore(st.Pending))
+	return a, nil
+}
+
+// Run serves the HTTP endpoints and runs the control loop until ctx is
+// cancelled, then stops within about ShutdownTimeout plus a few seconds and
+// returns nil. It observes the pool once at start: a permanent cloud error
+// there (wrong credentials, unknown pool) is returned, as is a failure to
+// listen or serve.
+func (a *Autoscaler) Run(ctx context.Context) error {
+	ln := a.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
+			return fmt.Errorf("autoscaler: listen: %w", err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "pool", a.cfg.PoolID, "interval", a.cfg.Interval, "dry_run", a.cfg.DryRun)
+
+	err := a.loop(ctx, served)
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		srv.Close()
+	}
+	if err == nil {
+		err = <-served
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	if serr := a.saveState(); serr != nil {
+		a.log.Error("cannot save state", "err", serr)
+	}
+	a.log.Info("stopped")
+	return err
+}
+
+func (a *Autoscaler) loop(ctx context.Context, served <-chan error) error {
+	pool, err := a.cloud.observe(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil && isPermanent(err):
+		return fmt.Errorf("autoscaler: observe pool %s: %w", a.cfg.PoolID, err)
+	case err != nil:
+		a.log.Warn("cannot observe the pool, will retry at the next tick", "err", err)
+	default:
+		a.setPool(pool)
+		a.log.Info("pool observed", "size", pool.Size, "state", pool.State, "members", len(pool.Members))
+	}
+	ticks := a.cfg.Ticks
+	if ticks == nil {
+		t := time.NewTicker(a.cfg.Interval)
+		defer t.Stop()
+		ticks = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-served:
+			return fmt.Errorf("autoscaler: serve: %w", err)
+		case _, ok := <-ticks:
+			if !ok {
+				ticks = nil
+				continue
+			}
+			a.Tick(ctx) // logged and recorded; the loop goes on
+		}
+	}
+}
+
+// Tick runs one control loop step: it takes the pending signals, observes
+// the pool, decides, carries the decision out (unless DryRun) and records
+// it. It blocks until the change is done; when ctx is cancelled mid-change,
+// drain waits end at once and a change already sent is waited for at most
+// ShutdownTimeout. If the pool cannot be observed the signals are kept for
+// the next tick; otherwise they are consumed, whatever the outcome, so one
+// signal never causes two changes. Safe for concurrent use (ticks are
+// serialised).
+func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
+	a.tickMu.Lock()
+	defer a.tickMu.Unlock()
+
+	pending := a.signals.take()
+	pool, err := a.cloud.observe(ctx)
+	if err != nil {
+		a.metrics.setPending(a.signals.restore(pending))
+		size := a.Status().Pool.Size
+		d := policy.Decision{From: size, To: size, Action: policy.ActionNone, Requested: pending.Direction(), Reason: ReasonObserveFailed,
+			Message: fmt.Sprintf("from %d to %d because the pool cannot be read; signals kept for the next tick", size, size)}
+		a.record(d, resultError, err)
+		a.log.Error("cannot observe the pool", "err", err, "pending_up", pending.Up, "pending_down", pending.Down)
+		return d, fmt.Errorf("observe pool: %w", err)
+	}
+	a.setPool(pool)
+	a.metrics.setPending(a.signals.peek())
+
+	d := a.cfg.Policy.Decide(policy.Observation{Pending: pending, Pool: pool, LastScale: a.getLastScale()}, a.cfg.Now())
+	log := a.log.With("from", d.From, "to", d.To, "action", d.Action, "reason", d.Reason, "requested", d.Requested)
+	switch {
+	case d.Action == policy.ActionNone:
+		result := resultHeld
+		if d.Reason == policy.ReasonNoSignal || d.Reason == policy.ReasonAtMax || d.Reason == policy.ReasonAtMin {
+			result = resultNoop
+		}
+		level := slog.LevelInfo
+		if d.Reason == policy.ReasonNoSignal {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "scaling decision", "decision", d.Message)
+		a.record(d, result, nil)
+	case a.cfg.DryRun:
+		log.Info("scaling decision", "decision", d.Message, "dry_run", true)
+		a.record(d, resultDryRun, nil)
+	default:
+		log.Info("scaling decision", "decision", d.Message)
+		var changed bool
+		changed, err = a.execute(ctx, d)
+		if changed {
+			a.setLastScale(a.cfg.Now())
+		}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			log.Warn("scaling interrupted by shutdown", "changed", changed, "err", err)
+			a.record(d, resultAborted, err)
+		case err != nil:
+			log.Error("scaling failed", "changed", changed, "err", err)
+			a.record(d, resultError, err)
+		default:
+			log.Info("scaled", "size", d.To)
+			a.record(d, resultScaled, nil)
+		}
+		if changed {
+			a.refreshPool(ctx)
+		}
+	}
+	if serr := a.saveState(); serr != nil {
+		a.log.Error("cannot save state", "err", serr)
+	}
+	return d, err
+}
+
+// refreshPool re-reads the pool after a change so /status and the pool size
+// gauge show the result; one attempt, failures only logged.
+func (a *Autoscaler) refreshPool(ctx context.Context) {
+	p, err := a.cloud.getPool(ctx)
+	if err != nil {
+		a.log.Warn("cannot re-read the pool after the change", "err", err)
+		return
+	}
+	members, err := a.cloud.members(ctx, p)
+	if err != nil {
+		a.log.Warn("cannot re-read the pool members after the change", "err", err)
+		return
+	}
+	a.setPool(policy.Pool{Size: int(p.Size), State: string(p.State), Members: members})
+}
+
+// execute carries out a change. changed reports whether a request reached
+// the cloud (so the size may have changed even when err is set).
+func (a *Autoscaler) execute(ctx context.Context, d policy.Decision) (changed bool, err error) {
+	mctx, release := graceContext(ctx, a.cfg.ShutdownTimeout)
+	defer release()
+	if d.Action == policy.ActionScaleUp {
+		return a.cloud.scaleUp(mctx, d.From, d.To)
+	}
+	members := make(map[string]policy.Member, len(d.Victims))
+	for _, m := range a.Status().Pool.Members {
+		members[m.ID] = m
+	}
+	for i, id := range d.Victims {
+		if ctx.Err() != nil {
+			return changed, fmt.Errorf("not draining %s: %w", id, ctx.Err())
+		}
+		if err := a.cloud.checkVictim(ctx, d.From-i, id); err != nil {
+			return changed, fmt.Errorf("check victim %s: %w", id, err)
+		}
+		a.drainer.drain(ctx, members[id])
+		sent, err := a.cloud.evict(mctx, id)
+		changed = changed || sent
+		if err != nil {
+			return changed, fmt.Errorf("evict %s: %w", id, err)
+		}
+		a.log.Info("member evicted", "member", id)
+	}
+	return changed, nil
+}
+
+// graceContext returns a context that is cancelled grace after parent is
+// done (or when release is called), so work already started can finish.
+func graceContext(parent context.Context, grace time.Duration) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-parent.Done():
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			cancel()
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() { close(done) })
+		cancel()
+	}
+}
+
+func (a *Autoscaler) record(d policy.Decision, result string, err error) {
+	r := Record{Time: a.cfg.Now(), Decision: d, Result: result}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	a.metrics.decisions.WithLabelValues(directionLabel(d.Requested), result).Inc()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.history = append(a.history, r)
+	if over := len(a.history) - a.cfg.History; over > 0 {
+		a.history = append(a.history[:0], a.history[over:]...)
+	}
+}
+
+func (a *Autoscaler) setPool(p policy.Pool) {
+	a.metrics.poolSize.Set(float64(p.Size))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pool, a.observedAt = p, a.cfg.Now()
+}
+
+func (a *Autoscaler) getLastScale() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastScale
+}
+
+func (a *Autoscaler) setLastScale(t time.Time) {
+	a.metrics.lastScale.Set(float64(t.UnixMilli()) / 1000)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lastScale = t
+}
+
+func (a *Autoscaler) saveState() error {
+	return a.state.save(func() persisted {
+		return persisted{LastScale: a.getLastScale(), Pending: a.signals.peek()}
+	})
+}
+
+// Status returns a snapshot of the autoscaler's state.
+func (a *Autoscaler) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Status{
+		PoolID:     a.cfg.PoolID,
+		Pool:       a.pool,
+		ObservedAt: a.observedAt,
+		Pending:    a.signals.peek(),
+		LastScale:  a.lastScale,
+		DryRun:     a.cfg.DryRun,
+		Interval:   a.cfg.Interval.String(),
+		Decisions:  make([]Record, 0, len(a.history)),
+	}
+	if st.Pool.Members == nil {
+		st.Pool.Members = []policy.Member{}
+	}
+	for i := len(a.history) - 1; i >= 0; i-- {
+		st.Decisions = append(st.Decisions, a.history[i])
+	}
+	return st
+}

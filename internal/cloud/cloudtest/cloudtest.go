@@ -1,0 +1,332 @@
+// Package cloudtest runs the local cloud for tests: an httptest server on
+// 127.0.0.1 serving the Exoscale API v2 subset of internal/cloud, with real
+// `tidepool app` member processes (from buildbin.Tidepool) on random loopback
+// ranges, and an egoscale v3 client configured for it.
+//
+// Packages using it should call buildbin.Cleanup() in TestMain after m.Run
+// (the member binary is built once per test process).
+package cloudtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v3 "github.com/exoscale/egoscale/v3"
+	"github.com/exoscale/egoscale/v3/credentials"
+
+	"tidepool/internal/buildbin"
+	"tidepool/internal/cloud"
+)
+
+// Options tunes Start. The zero value gives fast defaults for tests.
+type Options struct {
+	// BootDelay is how long new members stay "starting" before their process
+	// starts; 0 means 200ms.
+	BootDelay time.Duration
+	// CPUs is the CPU quota in cores of each vCPU of a member (CreatePool
+	// uses a 1-vCPU type, so it is each member's quota); 0 means 0.25.
+	CPUs float64
+	// Logger receives the cloud's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Env is a running test cloud.
+type Env struct {
+	Cloud    *cloud.Cloud
+	Endpoint string // http://127.0.0.1:PORT/v2
+	Key      string
+	Secret   string
+	Zone     string
+	Client   *v3.Client
+
+	// MemberNet and NLBNet are the loopback ranges of members and load
+	// balancers (random per Env, so parallel test packages do not collide).
+	MemberNet, NLBNet netip.Prefix
+	// StateDir holds the cloud's state file.
+	StateDir string
+
+	bin       string
+	cgroup    string
+	transport *http.Transport
+}
+
+// memberDrain is the app drain period of test members: long enough for the
+// load balancer to stop sending new connections, short enough for quick
+// evictions.
+const memberDrain = "1s"
+
+// Start starts a cloud for t and registers its shutdown with t.Cleanup: the
+// cloud is stopped (members and load balancers too) and the cleanup fails t
+// if a member process or cgroup is left behind.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	bin, err := buildbin.Tidepool()
+	if err != nil {
+		t.Fatalf("cloudtest: build tidepool: %v", err)
+	}
+	if opts.BootDelay <= 0 {
+		opts.BootDelay = 200 * time.Millisecond
+	}
+	if opts.CPUs <= 0 {
+		opts.CPUs = 0.25
+	}
+	a, b := 100+mrand.IntN(151), mrand.IntN(128)*2
+	e := &Env{
+		Key:       "EXO" + randomHex(12),
+		Secret:    randomHex(20),
+		Zone:      cloud.DefaultZone,
+		MemberNet: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24),
+		NLBNet:    netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24),
+		StateDir:  t.TempDir(),
+		bin:       bin,
+		cgroup:    "tidepool-cloudtest-" + randomHex(4),
+	}
+	c, err := cloud.New(e.config(opts))
+	if err != nil {
+		t.Fatalf("cloudtest: %v", err)
+	}
+	e.Cloud = c
+	srv := httptest.NewServer(c.Handler())
+	e.Endpoint = srv.URL + "/v2"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	e.transport = &http.Transport{}
+	e.Client, err = v3.NewClient(credentials.NewStaticCredentials(e.Key, e.Secret),
+		v3.ClientOptWithEndpoint(v3.Endpoint(e.Endpoint)),
+		v3.ClientOptWithHTTPClient(&http.Client{Transport: e.transport, Timeout: 30 * time.Second}))
+	if err != nil {
+		t.Fatalf("cloudtest: egoscale client: %v", err)
+	}
+
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("cloudtest: cloud Run: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("cloudtest: cloud did not stop within 60s")
+		}
+		e.transport.CloseIdleConnections()
+		srv.Close()
+		if left := e.MemberProcesses(); len(left) > 0 {
+			t.Errorf("cloudtest: member processes left after shutdown: %v", left)
+		}
+		if left := e.leftCgroups(); len(left) > 0 {
+			t.Errorf("cloudtest: cgroups left after shutdown: %v", left)
+		}
+	})
+	return e
+}
+
+func (e *Env) config(opts Options) cloud.Config {
+	return cloud.Config{
+		Key: e.Key, Secret: e.Secret, Zone: e.Zone,
+		StateDir:  e.StateDir,
+		MemberNet: e.MemberNet, NLBNet: e.NLBNet,
+		BootDelay:     opts.BootDelay,
+		CPUPerVCPU:    opts.CPUs,
+		AppCommand:    []string{e.bin, "app"},
+		AppEnv:        []string{"TIDEPOOL_APP_DRAIN=" + memberDrain},
+		CgroupParent:  e.cgroup,
+		ShutdownGrace: 3 * time.Second,
+		Logger:        opts.Logger,
+	}
+}
+
+// MemberProcesses returns the PIDs of live member processes of this Env:
+// processes of the test binary whose --listen address is in MemberNet.
+func (e *Env) MemberProcesses() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) < 2 || args[0] != e.bin || isZombie(pid) {
+			continue
+		}
+		for i, a := range args[:len(args)-1] {
+			if a != "--listen" {
+				continue
+			}
+			if ap, err := netip.ParseAddrPort(args[i+1]); err == nil && e.MemberNet.Contains(ap.Addr()) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// leftCgroups returns the member cgroup parent of this Env in every
+// hierarchy where it still exists (it is removed with its last member).
+func (e *Env) leftCgroups() []string {
+	var left []string
+	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct"} {
+		dir := filepath.Join(root, e.cgroup)
+		if _, err := os.Stat(dir); err == nil {
+			left = append(left, dir)
+		}
+	}
+	return left
+}
+
+// CreatePool creates an instance pool of size standard.micro members through
+// the egoscale client and waits until it is running.
+func (e *Env) CreatePool(t testing.TB, size int) v3.UUID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	types, err := e.Client.ListInstanceTypes(ctx)
+	if err != nil {
+		t.Fatalf("cloudtest: list instance types: %v", err)
+	}
+	it, err := types.FindInstanceTypeByIdOrFamilyAndSize("standard.micro")
+	if err != nil {
+		t.Fatalf("cloudtest: find instance type: %v", err)
+	}
+	tpls, err := e.Client.ListTemplates(ctx)
+	if err != nil {
+		t.Fatalf("cloudtest: list templates: %v", err)
+	}
+	tpl, err := tpls.FindTemplate("Linux Ubuntu 24.04 LTS 64-bit")
+	if err != nil {
+		t.Fatalf("cloudtest: find template: %v", err)
+	}
+	op, err := e.Client.CreateInstancePool(ctx, v3.CreateInstancePoolRequest{
+		Name:         "cloudtest-" + randomHex(3),
+		Size:         int64(size),
+		DiskSize:     10,
+		InstanceType: &v3.InstanceType{ID: it.ID},
+		Template:     &v3.Template{ID: tpl.ID},
+	})
+	if err != nil {
+		t.Fatalf("cloudtest: create instance pool: %v", err)
+	}
+	id := op.Reference.ID
+	if err := e.WaitPoolRunning(ctx, id); err != nil {
+		t.Fatalf("cloudtest: %v", err)
+	}
+	return id
+}
+
+// WaitPoolRunning polls the pool until its state is running with as many
+// instances as its size.
+func (e *Env) WaitPoolRunning(ctx context.Context, id v3.UUID) error {
+	var last string
+	for {
+		p, err := e.Client.GetInstancePool(ctx, id)
+		if err == nil {
+			last = fmt.Sprintf("state %s, size %d, %d instances", p.State, p.Size, len(p.Instances))
+			if p.State == v3.InstancePoolStateRunning && int64(len(p.Instances)) == p.Size {
+				return nil
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("instance pool %s not running: %w (last: %s)", id, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// CreateNLBService creates a network load balancer with one TCP service on
+// port, in front of pool's members on the app port (8080), with an HTTP
+// health check on /health every second. It waits until the service listens
+// and returns the IDs and its "ip:port" address.
+func (e *Env) CreateNLBService(t testing.TB, pool v3.UUID, port uint16) (nlbID, serviceID v3.UUID, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	op, err := e.Client.CreateLoadBalancer(ctx, v3.CreateLoadBalancerRequest{Name: "cloudtest-" + randomHex(3)})
+	if err != nil {
+		t.Fatalf("cloudtest: create load balancer: %v", err)
+	}
+	if op, err = e.Client.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
+		t.Fatalf("cloudtest: create load balancer: %v", err)
+	}
+	nlbID = op.Reference.ID
+	op, err = e.Client.AddServiceToLoadBalancer(ctx, nlbID, v3.AddServiceToLoadBalancerRequest{
+		Name:         "app",
+		Port:         int64(port),
+		TargetPort:   cloud.DefaultAppPort,
+		Protocol:     v3.AddServiceToLoadBalancerRequestProtocolTCP,
+		Strategy:     v3.AddServiceToLoadBalancerRequestStrategyRoundRobin,
+		InstancePool: &v3.InstancePool{ID: pool},
+		Healthcheck: &v3.LoadBalancerServiceHealthcheck{
+			Mode: v3.LoadBalancerServiceHealthcheckModeHTTP, Port: cloud.DefaultAppPort, URI: "/health",
+			Interval: 1, Timeout: 1, Retries: 1,
+		},
+	})
+	if err != nil {
+		t.Fatalf("cloudtest: add load balancer service: %v", err)
+	}
+	serviceID = op.Reference.ID
+	for {
+		lb, err := e.Client.GetLoadBalancer(ctx, nlbID)
+		if err != nil {
+			t.Fatalf("cloudtest: get load balancer: %v", err)
+		}
+		for _, s := range lb.Services {
+			if s.ID == serviceID && s.State == v3.LoadBalancerServiceStateRunning {
+				return nlbID, serviceID, netip.AddrPortFrom(mustAddr(t, lb.IP.String()), port).String()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("cloudtest: load balancer service %s not running: %v", serviceID, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func mustAddr(t testing.TB, s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatalf("cloudtest: load balancer ip %q: %v", s, err)
+	}
+	return a
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(errors.Join(errors.New("crypto/rand"), err))
+	}
+	return hex.EncodeToString(b)
+}

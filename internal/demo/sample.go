@@ -1,0 +1,235 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	v3 "github.com/exoscale/egoscale/v3"
+
+	"tidepool/internal/autoscaler"
+	"tidepool/internal/loadgen"
+	"tidepool/internal/promrun"
+	"tidepool/internal/report"
+)
+
+// Series names the demo reads from Prometheus (recording rules of
+// internal/monitoring).
+const (
+	poolCPUSeries     = "pool:node_cpu_utilisation:avg"
+	instanceCPUSeries = "instance:node_cpu_utilisation:ratio"
+)
+
+// recorder gathers per-second samples from the load generator (load,
+// latency, errors) and the sampler (pool, CPU), keyed by whole seconds since
+// the start, plus scaling events. Safe for concurrent use.
+type recorder struct {
+	mu      sync.Mutex
+	samples map[int]*report.Sample
+	events  []report.Event
+	seen    map[time.Time]bool // autoscaler decisions already turned into events
+	pool    [2]int             // last size, running
+}
+
+func newRecorder() *recorder {
+	return &recorder{samples: map[int]*report.Sample{}, seen: map[time.Time]bool{}, pool: [2]int{-1, -1}}
+}
+
+func (r *recorder) at(sec int) *report.Sample {
+	s, ok := r.samples[sec]
+	if !ok {
+		s = &report.Sample{T: time.Duration(sec) * time.Second, PoolSize: -1, RunningSize: -1, AvgCPU: math.NaN()}
+		r.samples[sec] = s
+	}
+	return s
+}
+
+// addLoad records one second of the load generator; start is the demo start
+// (the load starts right after it).
+func (r *recorder) addLoad(start time.Time, l loadgen.Second) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.at(int(l.Offset / time.Second))
+	s.OfferedRPS = l.Offered
+	s.AnsweredRPS = float64(l.Answered)
+	s.OK = l.OK
+	s.Late = l.Late
+	s.Errors = 0
+	for _, n := range l.Errors {
+		s.Errors += n
+	}
+	s.Errors += l.Missed
+	s.P50, s.P95, s.P99 = l.P50, l.P95, l.P99
+}
+
+// addObservation records the pool size (-1: unknown) and CPU utilisation
+// (NaN: unknown) sampled at t.
+func (r *recorder) addObservation(t time.Duration, size, running int, avg float64, per map[string]float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.at(int(t / time.Second))
+	s.PoolSize, s.RunningSize = size, running
+	s.AvgCPU, s.CPU = avg, per
+	if size >= 0 {
+		r.pool = [2]int{size, running}
+	}
+}
+
+func (r *recorder) addEvent(e report.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// addDecisions turns the autoscaler's new scaling decisions into events.
+func (r *recorder) addDecisions(start time.Time, recs []autoscaler.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range recs {
+		if r.seen[d.Time] || d.Result != "scaled" {
+			continue
+		}
+		r.seen[d.Time] = true
+		kind := report.KindScaleOut
+		if d.To < d.From {
+			kind = report.KindScaleIn
+		}
+		r.events = append(r.events, report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: d.Message})
+	}
+}
+
+func (r *recorder) lastPool() (size, running int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pool[0], r.pool[1]
+}
+
+// latest returns the newest sample with load data, the newest with pool
+// data, and the number of failed requests so far.
+func (r *recorder) latest() (load, pool report.Sample, failed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lk, pk := -1, -1
+	for k, s := range r.samples {
+		failed += s.Errors
+		if s.OfferedRPS > 0 && k > lk {
+			lk = k
+		}
+		if s.PoolSize >= 0 && k > pk {
+			pk = k
+		}
+	}
+	if lk >= 0 {
+		load = *r.samples[lk]
+	}
+	pool = report.Sample{PoolSize: -1, RunningSize: -1, AvgCPU: math.NaN()}
+	if pk >= 0 {
+		pool = *r.samples[pk]
+	}
+	return load, pool, failed
+}
+
+func (r *recorder) snapshot() ([]report.Sample, []report.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]report.Sample, 0, len(r.samples))
+	for _, s := range r.samples {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].T < out[j].T })
+	ev := append([]report.Event(nil), r.events...)
+	sort.Slice(ev, func(i, j int) bool { return ev[i].T < ev[j].T })
+	return out, ev
+}
+
+// sample polls the cloud, Prometheus and the autoscaler once a second until
+// ctx ends.
+func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.UUID, promURL string, scaler *autoscaler.Autoscaler, rec *recorder, log *slog.Logger) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		t := time.Since(start)
+		qctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
+		size, running, err := poolSize(qctx, client, poolID)
+		if err != nil {
+			size, running = -1, -1
+			if ctx.Err() == nil {
+				log.Warn("sample pool", "err", err)
+			}
+		}
+		avg, per := math.NaN(), map[string]float64{}
+		if v, err := promrun.Query(qctx, promURL, poolCPUSeries); err == nil && len(v) > 0 {
+			avg = v[0].Value
+		}
+		if v, err := promrun.Query(qctx, promURL, instanceCPUSeries); err == nil {
+			for _, s := range v {
+				name := s.Labels["instance_name"]
+				if name == "" {
+					name = s.Labels["instance"]
+				}
+				per[name] = s.Value
+			}
+		}
+		cancel()
+		rec.addObservation(t, size, running, avg, per)
+		rec.addDecisions(start, scaler.Status().Decisions)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// poolSize returns the pool's member count and how many are running.
+func poolSize(ctx context.Context, client *v3.Client, poolID v3.UUID) (size, running int, err error) {
+	list, err := client.ListInstances(ctx, v3.ListInstancesWithManagerID(poolID), v3.ListInstancesWithManagerType(v3.ListInstancesManagerTypeInstancePool))
+	if err != nil {
+		return 0, 0, fmt.Errorf("list instances: %w", err)
+	}
+	for _, in := range list.Instances {
+		switch in.State {
+		case v3.InstanceStateDestroying, v3.InstanceStateDestroyed, v3.InstanceStateExpunging:
+			continue
+		case v3.InstanceStateRunning:
+			running++
+		}
+		size++
+	}
+	return size, running, nil
+}
+
+// progress prints one line every period until ctx ends.
+func progress(ctx context.Context, out io.Writer, period time.Duration, start time.Time, rec *recorder) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		load, pool, failed := rec.latest()
+		fmt.Fprintln(out, progressLine(time.Since(start), load, pool, failed))
+	}
+}
+
+// progressLine formats one progress line: load and latency of the newest
+// complete second, the newest pool observation, and failures so far.
+func progressLine(elapsed time.Duration, load, pool report.Sample, failed int) string {
+	cpu := "  n/a"
+	if !math.IsNaN(pool.AvgCPU) {
+		cpu = fmt.Sprintf("%4.0f%%", pool.AvgCPU*100)
+	}
+	size := "?"
+	if pool.PoolSize >= 0 {
+		size = fmt.Sprintf("%d (%d running)", pool.PoolSize, pool.RunningSize)
+	}
+	return fmt.Sprintf("[%6s] offered %5.1f req/s  pool %-14s avg CPU %s  p95 %6s  errors %d",
+		elapsed.Round(time.Second), load.OfferedRPS, size, cpu, load.P95.Round(time.Millisecond), failed)
+}
