@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 )
 
@@ -55,11 +54,23 @@ func Cleanup() {
 	}
 }
 
+// moduleRoot walks up from the working directory (go test runs a test in
+// its package's directory) to the directory holding go.mod. The source path
+// compiled into this package is not used: the build cache may share it
+// between checkouts of the same code.
 func moduleRoot() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("buildbin: cannot locate source")
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("buildbin: working directory: %w", err)
 	}
-	// file is <root>/internal/buildbin/buildbin.go
-	return filepath.Dir(filepath.Dir(filepath.Dir(file))), nil
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("buildbin: no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
