@@ -143,8 +143,6 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-
-
 func (c *Cloud) listZones(r *http.Request) (any, error) {
 	endpoint := c.cfg.PublicEndpoint
 	if endpoint == "" {
@@ -195,8 +193,6 @@ func (c *Cloud) getTemplate(r *http.Request) (any, error) {
 	}
 	return t.api(c.cfg.Zone), nil
 }
-
-
 
 func (c *Cloud) getOperation(r *http.Request) (any, error) {
 	c.mu.Lock()

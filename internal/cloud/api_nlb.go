@@ -372,4 +372,3 @@ func (c *Cloud) deleteService(r *http.Request) (any, error) {
 	return c.addOpLocked(&operation{kind: opServiceDelete, command: "delete-load-balancer-service", refID: s.rec.ID,
 		link: nlbLink(lb.rec.ID) + "/service/" + s.rec.ID, nlbID: lb.rec.ID}).api(), nil
 }
-

@@ -338,8 +338,6 @@ func (c *Cloud) deletePool(r *http.Request) (any, error) {
 	return c.addOpLocked(&operation{kind: opPoolDelete, command: "delete-instance-pool", refID: id, link: poolLink(id)}).api(), nil
 }
 
-
-
 func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
 	out := apiInstance{
 		ID: inst.rec.ID, Name: inst.rec.Name, State: inst.state, PublicIP: inst.rec.IP.String(),
@@ -406,4 +404,3 @@ func (c *Cloud) deleteInstance(r *http.Request) (any, error) {
 	c.requestLeaveLocked(inst, leaveKill)
 	return c.addOpLocked(&operation{kind: opInstanceDelete, command: "delete-instance", refID: id, link: "/v2/instance/" + id}).api(), nil
 }
-

@@ -486,7 +486,8 @@ func (c *Cloud) poolFailedLocked(p *pool, err error, now time.Time) {
 }
 
 // requestLeaveLocked asks a member's worker to stop it for reason; a member
-// already leaving keeps its first reason.
+// already leaving keeps its first reason. The member shows its leaving state
+// and is out of its load balancers as soon as this returns.
 func (c *Cloud) requestLeaveLocked(inst *instance, reason leaveReason) {
 	if inst == nil || inst.leave != stay {
 		return
@@ -495,6 +496,21 @@ func (c *Cloud) requestLeaveLocked(inst *instance, reason leaveReason) {
 	close(inst.stop)
 	if !inst.started { // no worker: nothing runs, it can go at once
 		c.removeInstanceLocked(inst)
+		return
+	}
+	inst.state = leavingState(reason)
+	c.syncBackendsLocked()
+}
+
+// leavingState is the state of a member leaving for reason.
+func leavingState(reason leaveReason) string {
+	switch reason {
+	case leaveKill:
+		return stateDestroying
+	case leaveCrash:
+		return stateError
+	default:
+		return stateStopping
 	}
 }
 
@@ -656,10 +672,10 @@ func (c *Cloud) stopMember(ctx context.Context, inst *instance, proc memberProc,
 	switch {
 	case end == endExited || end == endFailed:
 		c.markFailedLocked(inst, end, err)
-	case inst.leave == leaveKill:
-		inst.state = stateDestroying
-	default:
+	case end == endShutdown && inst.leave == stay:
 		inst.state = stateStopping
+	default:
+		inst.state = leavingState(inst.leave)
 	}
 	reason := inst.leave
 	c.syncBackendsLocked() // before any signal: new connections go elsewhere
