@@ -63,7 +63,7 @@ func CreatePool(ctx context.Context, c *v3.Client, spec PoolSpec) (v3.UUID, erro
 	if err != nil {
 		return "", fmt.Errorf("create instance pool: %w", err)
 	}
-	if op, err = c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
+	if op, err = WaitOperation(ctx, c, op); err != nil {
 		return "", fmt.Errorf("create instance pool: %w", err)
 	}
 	id := op.Reference.ID
@@ -131,7 +131,7 @@ func CreateNLBService(ctx context.Context, c *v3.Client, spec ServiceSpec) (Serv
 	if err != nil {
 		return Service{}, fmt.Errorf("create load balancer: %w", err)
 	}
-	if op, err = c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
+	if op, err = WaitOperation(ctx, c, op); err != nil {
 		return Service{}, fmt.Errorf("create load balancer: %w", err)
 	}
 	s := Service{NLBID: op.Reference.ID}
@@ -150,7 +150,7 @@ func CreateNLBService(ctx context.Context, c *v3.Client, spec ServiceSpec) (Serv
 	if err != nil {
 		return Service{}, fmt.Errorf("add load balancer service: %w", err)
 	}
-	if op, err = c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
+	if op, err = WaitOperation(ctx, c, op); err != nil {
 		return Service{}, fmt.Errorf("add load balancer service: %w", err)
 	}
 	s.ServiceID = op.Reference.ID
@@ -174,5 +174,29 @@ func CreateNLBService(ctx context.Context, c *v3.Client, spec ServiceSpec) (Serv
 			return Service{}, fmt.Errorf("load balancer service %s not running: %w", s.ServiceID, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// WaitOperation polls op every 100ms until it succeeds (returning the final
+// operation), fails, or ctx ends. egoscale's Client.Wait polls every 3 s,
+// which slows the local cloud's quick operations down for nothing.
+func WaitOperation(ctx context.Context, c *v3.Client, op *v3.Operation) (*v3.Operation, error) {
+	for {
+		switch op.State {
+		case v3.OperationStateSuccess:
+			return op, nil
+		case v3.OperationStateFailure, v3.OperationStateTimeout:
+			return op, fmt.Errorf("operation %s %s: %s %s", op.ID, op.State, op.Reason, op.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return op, fmt.Errorf("operation %s: %w", op.ID, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+		next, err := c.GetOperation(ctx, op.ID)
+		if err != nil {
+			return op, fmt.Errorf("get operation %s: %w", op.ID, err)
+		}
+		op = next
 	}
 }

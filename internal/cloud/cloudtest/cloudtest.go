@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
@@ -30,6 +29,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/provision"
 )
 
 // Options tunes Start. The zero value gives fast defaults for tests.
@@ -210,34 +210,8 @@ func (e *Env) CreatePool(t testing.TB, size int) v3.UUID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	types, err := e.Client.ListInstanceTypes(ctx)
+	id, err := provision.CreatePool(ctx, e.Client, provision.PoolSpec{Name: "cloudtest-" + randomHex(3), Size: size})
 	if err != nil {
-		t.Fatalf("cloudtest: list instance types: %v", err)
-	}
-	it, err := types.FindInstanceTypeByIdOrFamilyAndSize("standard.micro")
-	if err != nil {
-		t.Fatalf("cloudtest: find instance type: %v", err)
-	}
-	tpls, err := e.Client.ListTemplates(ctx)
-	if err != nil {
-		t.Fatalf("cloudtest: list templates: %v", err)
-	}
-	tpl, err := tpls.FindTemplate("Linux Ubuntu 24.04 LTS 64-bit")
-	if err != nil {
-		t.Fatalf("cloudtest: find template: %v", err)
-	}
-	op, err := e.Client.CreateInstancePool(ctx, v3.CreateInstancePoolRequest{
-		Name:         "cloudtest-" + randomHex(3),
-		Size:         int64(size),
-		DiskSize:     10,
-		InstanceType: &v3.InstanceType{ID: it.ID},
-		Template:     &v3.Template{ID: tpl.ID},
-	})
-	if err != nil {
-		t.Fatalf("cloudtest: create instance pool: %v", err)
-	}
-	id := op.Reference.ID
-	if err := e.WaitPoolRunning(ctx, id); err != nil {
 		t.Fatalf("cloudtest: %v", err)
 	}
 	return id
@@ -246,23 +220,7 @@ func (e *Env) CreatePool(t testing.TB, size int) v3.UUID {
 // WaitPoolRunning polls the pool until its state is running with as many
 // instances as its size.
 func (e *Env) WaitPoolRunning(ctx context.Context, id v3.UUID) error {
-	var last string
-	for {
-		p, err := e.Client.GetInstancePool(ctx, id)
-		if err == nil {
-			last = fmt.Sprintf("state %s, size %d, %d instances", p.State, p.Size, len(p.Instances))
-			if p.State == v3.InstancePoolStateRunning && int64(len(p.Instances)) == p.Size {
-				return nil
-			}
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("instance pool %s not running: %w (last: %s)", id, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return provision.WaitPoolRunning(ctx, e.Client, id)
 }
 
 // CreateNLBService creates a network load balancer with one TCP service on
@@ -273,54 +231,14 @@ func (e *Env) CreateNLBService(t testing.TB, pool v3.UUID, port uint16) (nlbID, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	op, err := e.Client.CreateLoadBalancer(ctx, v3.CreateLoadBalancerRequest{Name: "cloudtest-" + randomHex(3)})
-	if err != nil {
-		t.Fatalf("cloudtest: create load balancer: %v", err)
-	}
-	if op, err = e.Client.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
-		t.Fatalf("cloudtest: create load balancer: %v", err)
-	}
-	nlbID = op.Reference.ID
-	op, err = e.Client.AddServiceToLoadBalancer(ctx, nlbID, v3.AddServiceToLoadBalancerRequest{
-		Name:         "app",
-		Port:         int64(port),
-		TargetPort:   cloud.DefaultAppPort,
-		Protocol:     v3.AddServiceToLoadBalancerRequestProtocolTCP,
-		Strategy:     v3.AddServiceToLoadBalancerRequestStrategyRoundRobin,
-		InstancePool: &v3.InstancePool{ID: pool},
-		Healthcheck: &v3.LoadBalancerServiceHealthcheck{
-			Mode: v3.LoadBalancerServiceHealthcheckModeHTTP, Port: cloud.DefaultAppPort, URI: "/health",
-			Interval: 1, Timeout: 1, Retries: 1,
-		},
+	svc, err := provision.CreateNLBService(ctx, e.Client, provision.ServiceSpec{
+		Name: "cloudtest-" + randomHex(3), Pool: pool, Port: port, TargetPort: cloud.DefaultAppPort,
+		Interval: 1, Timeout: 1, Retries: 1,
 	})
 	if err != nil {
-		t.Fatalf("cloudtest: add load balancer service: %v", err)
+		t.Fatalf("cloudtest: %v", err)
 	}
-	serviceID = op.Reference.ID
-	for {
-		lb, err := e.Client.GetLoadBalancer(ctx, nlbID)
-		if err != nil {
-			t.Fatalf("cloudtest: get load balancer: %v", err)
-		}
-		for _, s := range lb.Services {
-			if s.ID == serviceID && s.State == v3.LoadBalancerServiceStateRunning {
-				return nlbID, serviceID, netip.AddrPortFrom(mustAddr(t, lb.IP.String()), port).String()
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("cloudtest: load balancer service %s not running: %v", serviceID, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func mustAddr(t testing.TB, s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		t.Fatalf("cloudtest: load balancer ip %q: %v", s, err)
-	}
-	return a
+	return svc.NLBID, svc.ServiceID, svc.Addr
 }
 
 func randomHex(n int) string {
