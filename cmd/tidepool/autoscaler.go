@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +50,12 @@ var autoscalerEnv = map[string][]string{
 	"operation-timeout": {"TIDEPOOL_AUTOSCALER_OPERATION_TIMEOUT"},
 	"shutdown-timeout":  {"TIDEPOOL_AUTOSCALER_SHUTDOWN_TIMEOUT"},
 	"log-level":         {"TIDEPOOL_LOG_LEVEL"},
+	"prometheus-url":    {"TIDEPOOL_AUTOSCALER_PROMETHEUS_URL"},
 }
+
+// defaultScaleDownStabilization is the autoscaler's -scale-down-stabilization
+// default: Kubernetes' 5 minutes, five seed ticks.
+const defaultScaleDownStabilization = 5 * time.Minute
 
 func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tidepool autoscaler", flag.ContinueOnError)
@@ -86,7 +93,12 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.DurationVar(&cfg.OperationTimeout, "operation-timeout", autoscaler.DefaultOperationTimeout, "longest wait for a cloud operation")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", autoscaler.DefaultShutdownTimeout, "on SIGTERM, how long a change already sent may still be waited for")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if code, ok := parseFlags(fs, args, autoscalerEnv); !ok {
+	var pf policyFlags
+	pf.register(fs, defaultScaleDownStabilization)
+	promURL := fs.String("prometheus-url", "", "Prometheus base URL the target-tracking policy reads the pool CPU from (required with -policy target-tracking)")
+	env := maps.Clone(autoscalerEnv)
+	maps.Copy(env, pf.env("TIDEPOOL_AUTOSCALER_"))
+	if code, ok := parseFlags(fs, args, env); !ok {
 		return code
 	}
 	logger, err := newLogger(stderr, *logLevel)
@@ -100,7 +112,18 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := checkAutoscalerFlags(cfg, client, limits); err != nil {
 		return usageError(fs, err)
 	}
-	cfg.Policy = policy.Webhook{Limits: limits}
+	if cfg.Policy, err = pf.build(limits); err != nil {
+		return usageError(fs, err)
+	}
+	switch {
+	case pf.name == policyTargetTracking && *promURL == "":
+		return usageError(fs, errors.New("-policy target-tracking needs -prometheus-url"))
+	case *promURL != "":
+		if u, err := url.Parse(*promURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError(fs, fmt.Errorf("-prometheus-url %q: want http(s)://host:port", *promURL))
+		}
+		cfg.Metrics = autoscaler.PrometheusMetrics{URL: strings.TrimRight(*promURL, "/")}
+	}
 	if cfg.Cloud, err = exoclient.New(client); err != nil {
 		return usageError(fs, err)
 	}

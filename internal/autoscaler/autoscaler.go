@@ -60,6 +60,11 @@ type Config struct {
 	// Limits (min 1, no max, no cooldown, no warmup). A policy with a
 	// Validate() error method is validated by New.
 	Policy policy.Policy
+	// Metrics, if set, is read at every tick and passed to the policy as
+	// Observation.Metrics (policy.TargetTracking needs it); nil means the
+	// metrics are always unknown. A read error is logged and the tick goes
+	// on with unknown metrics.
+	Metrics MetricSource
 
 	// Addr is the HTTP listen address; "" means DefaultAddr. Ignored when
 	// Listener is set.
@@ -233,7 +238,8 @@ type Autoscaler struct {
 	signals signals
 	state   stateFile
 
-	tickMu sync.Mutex // one tick at a time
+	tickMu sync.Mutex              // one tick at a time
+	recs   []policy.Recommendation // the policy's state (Decision.Recommendations); guarded by tickMu
 
 	mu         sync.Mutex // guards the fields below
 	pool       policy.Pool
@@ -408,16 +414,25 @@ func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
 	a.setPool(pool)
 	a.metrics.setPending(a.signals.peek())
 
-	d := a.cfg.Policy.Decide(policy.Observation{Pending: pending, Pool: pool, LastScale: a.getLastScale()}, a.cfg.Now())
+	obs := policy.Observation{Pending: pending, Pool: pool, LastScale: a.getLastScale(), Recommendations: a.recs}
+	if a.cfg.Metrics != nil {
+		m, merr := a.cfg.Metrics.PoolMetrics(ctx)
+		if merr != nil {
+			a.log.Warn("cannot read the pool metrics", "err", merr)
+		}
+		obs.Metrics = m
+	}
+	d := a.cfg.Policy.Decide(obs, a.cfg.Now())
+	a.recs = d.Recommendations
 	log := a.log.With("from", d.From, "to", d.To, "action", d.Action, "reason", d.Reason, "requested", d.Requested)
 	switch {
 	case d.Action == policy.ActionNone:
 		result := resultHeld
-		if d.Reason == policy.ReasonNoSignal || d.Reason == policy.ReasonAtMax || d.Reason == policy.ReasonAtMin {
+		if d.Reason == policy.ReasonNoSignal || d.Reason == policy.ReasonWithinTolerance || d.Reason == policy.ReasonAtMax || d.Reason == policy.ReasonAtMin {
 			result = resultNoop
 		}
 		level := slog.LevelInfo
-		if d.Reason == policy.ReasonNoSignal {
+		if d.Reason == policy.ReasonNoSignal || d.Reason == policy.ReasonWithinTolerance {
 			level = slog.LevelDebug
 		}
 		log.Log(ctx, level, "scaling decision", "decision", d.Message)
