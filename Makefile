@@ -17,7 +17,7 @@ build:
 deps:
 	./scripts/install-deps.sh
 
-test: deps
+test: deps $(GOBIN)/terraform
 	$(GO) test -count=1 -timeout 45m ./...
 
 test-short:
@@ -34,10 +34,14 @@ bench: build
 $(GOBIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-lint: $(GOBIN)/staticcheck
+$(GOBIN)/terraform:
+	GOFLAGS=-buildvcs=false $(GO) install github.com/hashicorp/terraform@$(TERRAFORM_VERSION)
+
+lint: $(GOBIN)/staticcheck $(GOBIN)/terraform
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
+	$(GOBIN)/terraform fmt -check -recursive -diff deploy/terraform
 
 clean:
 	rm -rf bin

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 
+	"tidepool/internal/autoscaler/policy"
 	"tidepool/internal/demo"
 	"tidepool/internal/loadgen"
+	"tidepool/internal/monitoring"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -27,12 +29,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var stages loadStages
 	fs.Var(&stages, "stage", "load stage, repeatable (see tidepool load -h); default: the built-in scenario")
 	scenario := fs.String("scenario", "", "YAML or JSON file listing the load stages")
-	if code, ok := parseFlags(fs, args, map[string][]string{
-		"profile": {"TIDEPOOL_DEMO_PROFILE"},
-		"out":     {"TIDEPOOL_DEMO_OUT"},
-	}); !ok {
+	var pf policyFlags
+	pf.register(fs, 0)
+	fs.Lookup("scale-down-stabilization").DefValue = "5 autoscaler ticks"
+	env := pf.env("TIDEPOOL_DEMO_")
+	env["profile"], env["out"] = []string{"TIDEPOOL_DEMO_PROFILE"}, []string{"TIDEPOOL_DEMO_OUT"}
+	if code, ok := parseFlags(fs, args, env); !ok {
 		return code
 	}
+	if !flagSet(fs, "scale-down-stabilization") {
+		prof, err := monitoring.ProfileByName(cfg.Profile)
+		if err != nil {
+			return usageError(fs, err)
+		}
+		pf.downStab = 5 * prof.AutoscalerTick
+	}
+	pol, err := pf.build(policy.Limits{Min: cfg.MinSize, Max: cfg.MaxSize})
+	if err != nil {
+		return usageError(fs, err)
+	}
+	cfg.Policy = pol
 	if *port == 0 || *port > 65535 {
 		return usageError(fs, fmt.Errorf("bad -service-port %d", *port))
 	}

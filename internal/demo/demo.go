@@ -92,6 +92,11 @@ type Config struct {
 	// SkipInstall does not try to apt-get install missing Prometheus or
 	// Alertmanager (an error is returned instead).
 	SkipInstall bool
+	// Policy is the autoscaler's scaling policy; nil means the seed's
+	// policy.Webhook bounded by MinSize and MaxSize. A policy's own Limits
+	// are used as they are (keep them equal to MinSize/MaxSize). The
+	// autoscaler reads the pool CPU from the demo's Prometheus for it.
+	Policy policy.Policy
 }
 
 // DefaultScenario is the default load for a profile: a ramp that takes the
@@ -159,6 +164,9 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	}
 	if c.MinSize < 1 || c.MaxSize < c.MinSize {
 		return c, prof, fmt.Errorf("bad pool bounds: min %d, max %d (want 1 <= min <= max)", c.MinSize, c.MaxSize)
+	}
+	if c.Policy == nil {
+		c.Policy = policy.Webhook{Limits: policy.Limits{Min: c.MinSize, Max: c.MaxSize}}
 	}
 	if c.Work == 0 {
 		c.Work = DefaultWork
@@ -264,6 +272,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("cloud listener: %w", err)
 	}
 	endpoint := "http://" + cloudLn.Addr().String() + "/v2"
+	// The cloud's state from an earlier demo would bring back its pool.
+	if err := os.RemoveAll(filepath.Join(cfg.OutDir, "cloud")); err != nil {
+		cloudLn.Close()
+		return Result{}, fmt.Errorf("remove old cloud state: %w", err)
+	}
 	cl, err := cloud.New(cloud.Config{
 		Key: key, Secret: secret,
 		PublicEndpoint: endpoint,
@@ -286,8 +299,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if w := cl.Warning(); w != "" {
 		say("warning: %s", w)
 	}
-	// The cloud's state from an earlier demo would bring back its pool.
-	os.RemoveAll(filepath.Join(cfg.OutDir, "cloud"))
 	cloudSrv := &http.Server{Handler: cl.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go cloudSrv.Serve(cloudLn)
 	cloudDone := make(chan struct{})
@@ -341,6 +352,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	goRun("discover", agent.Run)
 
+	promAddr, err := promrun.FreeAddr("127.0.0.1")
+	if err != nil {
+		return Result{}, err
+	}
 	asLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return Result{}, fmt.Errorf("autoscaler listener: %w", err)
@@ -348,7 +363,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	scaler, err := autoscaler.New(autoscaler.Config{
 		Cloud:    client,
 		PoolID:   string(poolID),
-		Policy:   policy.Webhook{Limits: policy.Limits{Min: cfg.MinSize, Max: cfg.MaxSize}},
+		Policy:   cfg.Policy,
+		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + promAddr},
 		Listener: asLn, Interval: prof.AutoscalerTick,
 		NLBID: string(svc.NLBID), NLBServiceID: string(svc.ServiceID),
 		DrainTimeout: 15 * time.Second, DrainGrace: time.Second,
@@ -363,10 +379,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	// 4. Prometheus and Alertmanager.
 	amAddr, err := promrun.FreeAddr("127.0.0.1")
-	if err != nil {
-		return Result{}, err
-	}
-	promAddr, err := promrun.FreeAddr("127.0.0.1")
 	if err != nil {
 		return Result{}, err
 	}
