@@ -109,26 +109,33 @@ type metrics struct {
 // New returns a Server with its own Prometheus registry.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg.withDefaults(), reg: prometheus.NewRegistry()}
-	constLabels := prometheus.Labels{"instance_id": s.cfg.InstanceID}
 	s.metrics = metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tidepool_app_requests_total", Help: "HTTP requests answered, by path and status code.", ConstLabels: constLabels,
+			Name: "tidepool_app_requests_total", Help: "HTTP requests answered, by path and status code.",
 		}, []string{"path", "code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tidepool_app_in_flight_requests", Help: "Requests being served.", ConstLabels: constLabels,
+			Name: "tidepool_app_in_flight_requests", Help: "Requests being served.",
 		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "tidepool_app_request_duration_seconds", Help: "Request latency in seconds, by path.", ConstLabels: constLabels,
+			Name: "tidepool_app_request_duration_seconds", Help: "Request latency in seconds, by path.",
 			Buckets: []float64{.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5, 10},
 		}, []string{"path"}),
 		cpuWork: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tidepool_app_cpu_work_seconds_total", Help: "CPU time burned by request work.", ConstLabels: constLabels,
+			Name: "tidepool_app_cpu_work_seconds_total", Help: "CPU time burned by request work.",
 		}),
 		draining: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tidepool_app_draining", Help: "1 while the app is draining (health answers 503).", ConstLabels: constLabels,
+			Name: "tidepool_app_draining", Help: "1 while the app is draining (health answers 503).",
 		}),
 	}
-	s.reg.MustRegister(s.metrics.requests, s.metrics.inFlight, s.metrics.duration, s.metrics.cpuWork, s.metrics.draining,
+	// The instance is named by an info metric rather than a label on every
+	// series: Prometheus' own target labels (e.g. instance_id from service
+	// discovery) would clash with it.
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tidepool_app_info", Help: "Always 1; the id label names this member.",
+		ConstLabels: prometheus.Labels{"id": s.cfg.InstanceID},
+	})
+	info.Set(1)
+	s.reg.MustRegister(info, s.metrics.requests, s.metrics.inFlight, s.metrics.duration, s.metrics.cpuWork, s.metrics.draining,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
