@@ -19,6 +19,7 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.LoadDuration, "load-duration", app.DefaultLoadDuration, "how long GET /load keeps all CPUs busy")
 	fs.DurationVar(&cfg.Drain, "drain", app.DefaultDrain, "after SIGTERM, keep serving this long while /health answers 503 (negative: none)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "after the drain period, wait this long for in-flight requests")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests burning CPU at once; more wait in arrival order (default GOMAXPROCS)")
 	fs.StringVar(&cfg.DrainToken, "drain-token", "", "if set, POST /drain requires 'Authorization: Bearer TOKEN'")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parseFlags(fs, args, map[string][]string{
@@ -29,6 +30,7 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"drain":            {"TIDEPOOL_APP_DRAIN"},
 		"shutdown-timeout": {"TIDEPOOL_APP_SHUTDOWN_TIMEOUT"},
 		"drain-token":      {"TIDEPOOL_APP_DRAIN_TOKEN"},
+		"concurrency":      {"TIDEPOOL_APP_CONCURRENCY"},
 		"log-level":        {"TIDEPOOL_LOG_LEVEL"},
 	}); !ok {
 		return code

@@ -54,6 +54,11 @@ type Config struct {
 	// ShutdownTimeout bounds waiting for in-flight requests after the drain
 	// period; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// Concurrency bounds the requests burning CPU at once; more wait in
+	// arrival order. 0 means GOMAXPROCS at New. A small bound keeps the Go
+	// scheduler from sharing a saturated CPU quota among every request, so
+	// /health (and requests already running) still answer promptly.
+	Concurrency int
 	// DrainToken, if set, is required as "Bearer TOKEN" by POST /drain.
 	DrainToken string
 	// Logger receives lifecycle logs; nil discards them.
@@ -79,6 +84,9 @@ func (c Config) withDefaults() Config {
 	case c.Drain < 0:
 		c.Drain = 0
 	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -96,6 +104,8 @@ type Server struct {
 	metrics  metrics
 	burner   burner
 	handler  http.Handler
+	// slots holds one token per request allowed to burn CPU at once.
+	slots chan struct{}
 }
 
 type metrics struct {
@@ -109,6 +119,7 @@ type metrics struct {
 // New returns a Server with its own Prometheus registry.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg.withDefaults(), reg: prometheus.NewRegistry()}
+	s.slots = make(chan struct{}, s.cfg.Concurrency)
 	s.metrics = metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tidepool_app_requests_total", Help: "HTTP requests answered, by path and status code.",
@@ -219,6 +230,10 @@ func (s *Server) instrument(path string, h func(http.ResponseWriter, *http.Reque
 	}
 }
 
+// statusClientClosed records a request whose client went away before it was
+// answered (nginx's 499).
+const statusClientClosed = 499
+
 // WorkResponse is the JSON body of GET /.
 type WorkResponse struct {
 	Instance  string  `json:"instance"`
@@ -239,11 +254,19 @@ func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) int {
 		cost = d
 	}
 	start := time.Now()
+	select {
+	case s.slots <- struct{}{}:
+	case <-r.Context().Done():
+		w.WriteHeader(statusClientClosed)
+		return statusClientClosed
+	}
 	sum, err := Burn(r.Context(), cost)
+	<-s.slots
 	elapsed := time.Since(start)
 	if err != nil {
 		// The client went away: stop burning CPU for nobody.
-		return 499
+		w.WriteHeader(statusClientClosed)
+		return statusClientClosed
 	}
 	s.metrics.cpuWork.Add(cost.Seconds())
 	addr := ""

@@ -211,3 +211,41 @@ func testutilCount(t *testing.T, s *Server, code string) float64 {
 	}
 	return 0
 }
+
+// TestConcurrencyQueuesWork checks that with every work slot taken, further
+// requests wait in line while /health still answers.
+func TestConcurrencyQueuesWork(t *testing.T) {
+	s := New(Config{Concurrency: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/?work=1s", nil).WithContext(ctx))
+		first <- rec.Code
+	}()
+	waitFor(t, func() bool { return len(s.slots) == 1 })
+	second := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/?work=1ms", nil).WithContext(ctx))
+		second <- rec.Code
+	}()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	if rec.Code != 200 {
+		t.Fatalf("health with all slots busy = %d, want 200", rec.Code)
+	}
+	select {
+	case code := <-second:
+		t.Fatalf("second request finished (%d) while the only slot was busy", code)
+	default:
+	}
+	cancel() // the first gives up its slot; the second, cancelled too, leaves the queue
+	if code := <-first; code != 499 {
+		t.Errorf("cancelled first request: code %d, want 499", code)
+	}
+	if code := <-second; code != 499 {
+		t.Errorf("cancelled queued request: code %d, want 499", code)
+	}
+}
