@@ -51,7 +51,7 @@ func usageWithEnv(fs *flag.FlagSet, names map[string][]string) func() {
 		fs.VisitAll(func(f *flag.Flag) {
 			typ, usage := flag.UnquoteUsage(f)
 			fmt.Fprintf(out, "  -%s %s\n    \t%s", f.Name, typ, strings.ReplaceAll(usage, "\n", "\n    \t"))
-			if f.DefValue != "" {
+			if !isZero(f.DefValue) {
 				fmt.Fprintf(out, " (default %q)", f.DefValue)
 			}
 			if vars := names[f.Name]; len(vars) > 0 {
@@ -60,4 +60,14 @@ func usageWithEnv(fs *flag.FlagSet, names map[string][]string) func() {
 			fmt.Fprintln(out)
 		})
 	}
+}
+
+// isZero reports whether a flag's default is its type's zero value, which
+// the usage does not repeat.
+func isZero(v string) bool {
+	switch v {
+	case "", "0", "0s", "false", "[]":
+		return true
+	}
+	return false
 }
