@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -260,6 +261,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("members log: %w", err)
 	}
 	defer membersLog.Close()
+	if !cfg.MemberNet.IsValid() && !cfg.NLBNet.IsValid() {
+		cfg.MemberNet, cfg.NLBNet = freeNets(cfg.ServicePort)
+		if cfg.MemberNet != cloud.DefaultMemberNet {
+			say("note: %s is in use (another demo?); members use %s and load balancers %s", cloud.DefaultMemberNet, cfg.MemberNet, cfg.NLBNet)
+		}
+	}
 	if cfg.AppCommand == nil {
 		exe, err := os.Executable()
 		if err != nil {
@@ -534,6 +541,33 @@ func checkQueries(ctx context.Context, monDir, promURL string) []QueryCheck {
 		out = append(out, c)
 	}
 	return out
+}
+
+// freeNets returns the local cloud's default member and load balancer
+// ranges, or, when their first addresses are taken (another demo is running),
+// a free pair of random 127.x.y.0/24 ranges.
+func freeNets(servicePort uint16) (member, lb netip.Prefix) {
+	free := func(m, l netip.Prefix) bool {
+		for _, ap := range []netip.AddrPort{
+			netip.AddrPortFrom(m.Addr().Next().Next(), cloud.DefaultAppPort),
+			netip.AddrPortFrom(m.Addr().Next().Next(), cloud.DefaultMetricsPort),
+			netip.AddrPortFrom(l.Addr().Next().Next(), servicePort),
+		} {
+			ln, err := net.Listen("tcp", ap.String())
+			if err != nil {
+				return false
+			}
+			ln.Close()
+		}
+		return true
+	}
+	member, lb = cloud.DefaultMemberNet, cloud.DefaultNLBNet
+	for i := 0; i < 20 && !free(member, lb); i++ {
+		a, b := byte(100+mrand.IntN(151)), byte(mrand.IntN(128)*2)
+		member = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b, 0}), 24)
+		lb = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b + 1, 0}), 24)
+	}
+	return member, lb
 }
 
 // discoverInterval refreshes targets a few times per autoscaler tick.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/png"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -229,3 +230,20 @@ func TestVerdict(t *testing.T) {
 }
 
 func nanValue() float64 { var z float64; return z / z }
+
+func TestFreeNetsAvoidsBusyRange(t *testing.T) {
+	member, lb := freeNets(DefaultServicePort)
+	// Occupy the chosen member address: the next pick must differ.
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(member.Addr().Next().Next(), 9100).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	member2, lb2 := freeNets(DefaultServicePort)
+	if member2 == member || lb2 == lb {
+		t.Errorf("freeNets with %s busy = %s, %s; want other ranges", member, member2, lb2)
+	}
+	if !member2.Addr().Is4() || member2.Addr().As4()[0] != 127 || member2.Bits() != 24 {
+		t.Errorf("member range %s, want a loopback /24", member2)
+	}
+}
