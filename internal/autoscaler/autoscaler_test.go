@@ -227,6 +227,23 @@ func TestTickRetriesWithoutScalingTwice(t *testing.T) {
 	}
 }
 
+// TestTickFailedOperationIsAnError checks that an operation the cloud ends
+// in failure is reported, not retried into a false success.
+func TestTickFailedOperationIsAnError(t *testing.T) {
+	f := newFakeCloud(t, 2)
+	a, _, _ := newTestAutoscaler(t, f, nil)
+	f.mu.Lock()
+	f.failOps = true
+	f.mu.Unlock()
+	signal(t, a, http.MethodGet, "/up", "", nil)
+	if _, err := a.Tick(context.Background()); err == nil || !strings.Contains(err.Error(), "failure") {
+		t.Fatalf("Tick error = %v, want the failed operation", err)
+	}
+	if got := f.callCount(routeScale); got != 1 {
+		t.Errorf("scale calls = %d, want 1 (a failed operation is not retried)", got)
+	}
+}
+
 func TestTickObserveFailureKeepsSignals(t *testing.T) {
 	f := newFakeCloud(t, 1)
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.RetryAttempts = 2 })

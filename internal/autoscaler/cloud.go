@@ -304,7 +304,9 @@ func (c *cloudPool) wait(ctx context.Context, op *v3.Operation) error {
 		op = o
 	}
 	if op.State != v3.OperationStateSuccess {
-		return fmt.Errorf("operation %s %s: reason %q, message %q", op.ID, op.State, op.Reason, op.Message)
+		// The cloud tried and gave up: retrying the step (which would find
+		// the size already changed) must not turn this into a success.
+		return permanent(fmt.Errorf("operation %s %s: reason %q, message %q", op.ID, op.State, op.Reason, op.Message))
 	}
 	return nil
 }

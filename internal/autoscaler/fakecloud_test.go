@@ -36,6 +36,7 @@ type fakeCloud struct {
 	svcPort  int64
 	ops      map[string]string // operation ID -> state
 	holdOps  bool              // operations stay pending
+	failOps  bool              // operations end in failure
 	calls    []string          // "METHOD route" of every call, in order
 	failures map[string][]fakeFailure
 	now      func() time.Time
@@ -314,6 +315,9 @@ func (f *fakeCloud) getOperation(r *http.Request) (int, any) {
 	}
 	if st == "pending" && !f.holdOps {
 		st = "success"
+		if f.failOps {
+			st = "failure"
+		}
 		f.ops[id] = st
 	}
 	return http.StatusOK, map[string]any{"id": id, "state": st, "reference": map[string]string{"id": f.poolID}}

@@ -188,8 +188,8 @@ func (a *Autoscaler) handleAlerts(w http.ResponseWriter, r *http.Request, body [
 		writeJSON(w, http.StatusOK, reply)
 		return hookIgnored
 	}
-	a.signals.add(policy.Up, reply.Up)
-	reply.Status, reply.Pending = hookRecorded, a.signals.add(policy.Down, reply.Down)
+	// Both directions under one lock: a tick must see a payload whole.
+	reply.Status, reply.Pending = hookRecorded, a.signals.restore(policy.Pending{Up: reply.Up, Down: reply.Down})
 	a.signalRecorded(reply.Pending)
 	a.log.Info("signal recorded", "path", r.URL.Path, "up", reply.Up, "down", reply.Down, "ignored", reply.Ignored,
 		"receiver", p.Receiver, "remote", r.RemoteAddr, "pending_up", reply.Pending.Up, "pending_down", reply.Pending.Down)

@@ -35,7 +35,9 @@ func (s *signals) take() policy.Pending {
 	return p
 }
 
-// restore puts signals taken by a tick that did nothing back.
+// restore adds p to the pending signals in one step: signals taken by a tick
+// that did nothing go back, and both directions of one payload arrive
+// together.
 func (s *signals) restore(p policy.Pending) policy.Pending {
 	s.mu.Lock()
 	defer s.mu.Unlock()
