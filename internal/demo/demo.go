@@ -261,11 +261,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("members log: %w", err)
 	}
 	defer membersLog.Close()
-	if !cfg.MemberNet.IsValid() && !cfg.NLBNet.IsValid() {
-		cfg.MemberNet, cfg.NLBNet = freeNets(cfg.ServicePort)
-		if cfg.MemberNet != cloud.DefaultMemberNet {
-			say("note: %s is in use (another demo?); members use %s and load balancers %s", cloud.DefaultMemberNet, cfg.MemberNet, cfg.NLBNet)
-		}
+	plan := planAddrs(cfg.ServicePort)
+	if cfg.MemberNet.IsValid() || cfg.NLBNet.IsValid() {
+		plan.memberNet, plan.lbNet = cfg.MemberNet, cfg.NLBNet
+	} else if plan.memberNet != cloud.DefaultMemberNet {
+		say("note: %s is in use (another demo?); members use %s and load balancers %s", cloud.DefaultMemberNet, plan.memberNet, plan.lbNet)
+	}
+	if plan.appPort != cloud.DefaultAppPort {
+		say("note: ports %d/%d are taken on every address (a system service?); members use %d (app) and %d (node exporter)",
+			cloud.DefaultAppPort, cloud.DefaultMetricsPort, plan.appPort, plan.metricsPort)
 	}
 	if cfg.AppCommand == nil {
 		exe, err := os.Executable()
@@ -288,8 +292,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		Key: key, Secret: secret,
 		PublicEndpoint: endpoint,
 		StateDir:       filepath.Join(cfg.OutDir, "cloud"),
-		MemberNet:      cfg.MemberNet,
-		NLBNet:         cfg.NLBNet,
+		MemberNet:      plan.memberNet,
+		NLBNet:         plan.lbNet,
+		AppPort:        plan.appPort,
+		MetricsPort:    plan.metricsPort,
 		BootDelay:      cfg.BootDelay,
 		CPUPerVCPU:     cfg.CPUPerVCPU,
 		EvictGrace:     15 * time.Second,
@@ -336,7 +342,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	svc, err := provision.CreateNLBService(setupCtx, client, provision.ServiceSpec{
-		Name: "tidepool-demo", Pool: poolID, Port: cfg.ServicePort, TargetPort: cloud.DefaultAppPort,
+		Name: "tidepool-demo", Pool: poolID, Port: cfg.ServicePort, TargetPort: plan.appPort,
 		Interval: 1, Timeout: 1, Retries: 1,
 	})
 	if err != nil {
@@ -347,7 +353,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// 3. Discovery and the autoscaler.
 	fileSD := filepath.Join(cfg.OutDir, "file_sd", "targets.json")
 	agent, err := discover.New(discover.Config{
-		Client: client, PoolID: string(poolID), Zone: cloud.DefaultZone,
+		Client: client, PoolID: string(poolID), Zone: cloud.DefaultZone, Port: int(plan.metricsPort),
 		Output: fileSD, Interval: discoverInterval(prof), Logger: log.With("component", "discover"),
 	})
 	if err != nil {
@@ -392,6 +398,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	monDir := filepath.Join(cfg.OutDir, "monitoring")
 	if err := monitoring.Render(prof, monitoring.Params{
 		FileSDPath:        fileSD,
+		NodePort:          int(plan.metricsPort),
+		AppPort:           int(plan.appPort),
 		AutoscalerURL:     autoscalerURL,
 		DiscoverTargets:   []string{discoverAddr},
 		AlertmanagerAddr:  amAddr,
@@ -543,15 +551,23 @@ func checkQueries(ctx context.Context, monDir, promURL string) []QueryCheck {
 	return out
 }
 
-// freeNets returns the local cloud's default member and load balancer
-// ranges, or, when their first addresses are taken (another demo is running),
-// a free pair of random 127.x.y.0/24 ranges.
-func freeNets(servicePort uint16) (member, lb netip.Prefix) {
-	free := func(m, l netip.Prefix) bool {
+// addrPlan is where the demo's members and load balancer listen.
+type addrPlan struct {
+	memberNet, lbNet     netip.Prefix
+	appPort, metricsPort uint16
+}
+
+// planAddrs returns the local cloud's default ranges and ports (members on
+// 127.77.0.N:8080 and :9100, load balancers on 127.78.0.N), or, when they
+// are taken, free ones: random 127.x.y.0/24 ranges when another demo holds
+// the defaults, and other ports when a system service listens on :8080 or
+// :9100 of every address (a node exporter, say).
+func planAddrs(servicePort uint16) addrPlan {
+	free := func(p addrPlan) bool {
 		for _, ap := range []netip.AddrPort{
-			netip.AddrPortFrom(m.Addr().Next().Next(), cloud.DefaultAppPort),
-			netip.AddrPortFrom(m.Addr().Next().Next(), cloud.DefaultMetricsPort),
-			netip.AddrPortFrom(l.Addr().Next().Next(), servicePort),
+			netip.AddrPortFrom(p.memberNet.Addr().Next().Next(), p.appPort),
+			netip.AddrPortFrom(p.memberNet.Addr().Next().Next(), p.metricsPort),
+			netip.AddrPortFrom(p.lbNet.Addr().Next().Next(), servicePort),
 		} {
 			ln, err := net.Listen("tcp", ap.String())
 			if err != nil {
@@ -561,13 +577,20 @@ func freeNets(servicePort uint16) (member, lb netip.Prefix) {
 		}
 		return true
 	}
-	member, lb = cloud.DefaultMemberNet, cloud.DefaultNLBNet
-	for i := 0; i < 20 && !free(member, lb); i++ {
-		a, b := byte(100+mrand.IntN(151)), byte(mrand.IntN(128)*2)
-		member = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b, 0}), 24)
-		lb = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b + 1, 0}), 24)
+	ports := [][2]uint16{{cloud.DefaultAppPort, cloud.DefaultMetricsPort}, {18080, 19100}, {28080, 29100}}
+	p := addrPlan{memberNet: cloud.DefaultMemberNet, lbNet: cloud.DefaultNLBNet}
+	for i := 0; i < 30; i++ {
+		p.appPort, p.metricsPort = ports[i%len(ports)][0], ports[i%len(ports)][1]
+		if free(p) {
+			return p
+		}
+		if i%len(ports) == len(ports)-1 {
+			a, b := byte(100+mrand.IntN(151)), byte(mrand.IntN(128)*2)
+			p.memberNet = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b, 0}), 24)
+			p.lbNet = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b + 1, 0}), 24)
+		}
 	}
-	return member, lb
+	return p
 }
 
 // discoverInterval refreshes targets a few times per autoscaler tick.

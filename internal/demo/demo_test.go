@@ -231,19 +231,19 @@ func TestVerdict(t *testing.T) {
 
 func nanValue() float64 { var z float64; return z / z }
 
-func TestFreeNetsAvoidsBusyRange(t *testing.T) {
-	member, lb := freeNets(DefaultServicePort)
-	// Occupy the chosen member address: the next pick must differ.
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(member.Addr().Next().Next(), 9100).String())
+func TestPlanAddrsAvoidsBusyAddresses(t *testing.T) {
+	p := planAddrs(DefaultServicePort)
+	// Occupy the chosen member metrics address: the next plan must differ.
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(p.memberNet.Addr().Next().Next(), p.metricsPort).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	member2, lb2 := freeNets(DefaultServicePort)
-	if member2 == member || lb2 == lb {
-		t.Errorf("freeNets with %s busy = %s, %s; want other ranges", member, member2, lb2)
+	q := planAddrs(DefaultServicePort)
+	if q.memberNet == p.memberNet && q.metricsPort == p.metricsPort {
+		t.Errorf("planAddrs with %s:%d busy chose it again: %+v", p.memberNet, p.metricsPort, q)
 	}
-	if !member2.Addr().Is4() || member2.Addr().As4()[0] != 127 || member2.Bits() != 24 {
-		t.Errorf("member range %s, want a loopback /24", member2)
+	if !q.memberNet.Addr().Is4() || q.memberNet.Addr().As4()[0] != 127 || q.memberNet.Bits() != 24 {
+		t.Errorf("member range %s, want a loopback /24", q.memberNet)
 	}
 }
