@@ -5,7 +5,10 @@
 // the pool, asks a policy.Policy for a decision and carries it out: a
 // scale-up sets the pool size and waits for the operation; a scale-in names
 // its victims, drains each one (health check made to fail, in-flight requests
-// finished) and evicts it. The signals are cleared at every tick.
+// finished) and evicts it. The signals are cleared at every tick. A
+// metric-driven policy (policy.TargetTracking) also gets the pool's CPU from
+// Config.Metrics (PrometheusMetrics) at every tick, and its recommendation
+// history is kept from tick to tick.
 //
 // Control loop states:
 //
