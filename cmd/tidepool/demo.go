@@ -76,5 +76,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stdout, demo.Verdict(res, cfg.MinSize))
+	if !demo.Shown(res, cfg.MinSize) {
+		return 1
+	}
 	return 0
 }

@@ -327,7 +327,7 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 type burner struct {
 	mu      sync.Mutex
 	until   time.Time
-	running bool
+	live    int // burning goroutines
 	stopped bool
 	wg      sync.WaitGroup
 }
@@ -341,11 +341,11 @@ func (b *burner) extend(until time.Time) {
 	if until.After(b.until) {
 		b.until = until
 	}
-	if b.running {
+	if b.live > 0 {
 		return
 	}
-	b.running = true
 	n := runtime.NumCPU()
+	b.live = n
 	b.wg.Add(n)
 	for i := 0; i < n; i++ {
 		go b.burn()
@@ -359,7 +359,7 @@ func (b *burner) burn() {
 		b.mu.Lock()
 		done := b.stopped || !time.Now().Before(b.until)
 		if done {
-			b.running = false
+			b.live--
 		}
 		b.mu.Unlock()
 		if done {

@@ -30,7 +30,7 @@ func TestSIGTERMDrainsWithoutFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.%d.%d.%d:18080", 100+os.Getpid()%150, os.Getpid()/150%250, 2+time.Now().Nanosecond()%200)
-	cmd := exec.Command(bin, "app", "--listen", addr, "--instance-id", "drain-test", "--work", "2ms", "--drain", "1500ms")
+	cmd := exec.Command(bin, "app", "--listen", addr, "--instance-id", "drain-test", "--work", "2ms", "--drain", "3s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -119,8 +119,9 @@ func TestSIGTERMDrainsWithoutFailures(t *testing.T) {
 	}
 	okAt503 := ok.Load()
 	// Clients, like a load balancer, stop sending once the health check fails;
-	// give them part of the drain period first.
-	time.Sleep(500 * time.Millisecond)
+	// they keep sending for a third of the drain period after SIGTERM (health
+	// may take up to 1s of it to turn), well before the listener closes.
+	time.Sleep(time.Until(sent.Add(time.Second + 200*time.Millisecond)))
 	close(stop)
 	wg.Wait()
 	if ok.Load() <= okAt503 {

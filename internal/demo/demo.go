@@ -688,16 +688,24 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Verdict says in one line whether the run showed autoscaling: the pool grew
-// to at least 3 members, shrank back to min, and no request failed.
+// Shown reports whether the run showed autoscaling: the pool grew to at
+// least 3 members, shrank back to min (0 means DefaultMinSize), and no
+// request failed.
+func Shown(r Result, min int) bool {
+	if min == 0 {
+		min = DefaultMinSize
+	}
+	return r.PeakPool >= 3 && r.FinalPool == min && r.Load.Sent-r.Load.OK == 0
+}
+
+// Verdict says in one line whether the run showed autoscaling (see Shown).
 func Verdict(r Result, min int) string {
 	if min == 0 {
 		min = DefaultMinSize
 	}
 	failed := r.Load.Sent - r.Load.OK
-	ok := r.PeakPool >= 3 && r.FinalPool == min && failed == 0
 	mark := "OK"
-	if !ok {
+	if !Shown(r, min) {
 		mark = "NOT SHOWN"
 	}
 	return fmt.Sprintf("autoscaling %s: pool grew to %d (want >= 3), ended at %d (want %d), %d failed requests (want 0)",

@@ -95,6 +95,13 @@ func TestDemoEndToEnd(t *testing.T) {
 	if outs == 0 || ins == 0 {
 		t.Errorf("events: %d scale-outs, %d scale-ins; want both", outs, ins)
 	}
+	// The scale-outs came from Prometheus' alert, delivered by Alertmanager
+	// to the autoscaler's /up webhook.
+	for _, e := range res.Events {
+		if e.Kind == report.KindScaleOut && !strings.Contains(e.Reason, "scale-up signal") {
+			t.Errorf("scale-out at %s: reason %q, want a scale-up signal from the alert webhook", e.T, e.Reason)
+		}
+	}
 	if !strings.Contains(progress.String(), "offered") || !strings.Contains(progress.String(), "pool") {
 		t.Errorf("no progress lines in the output")
 	}
