@@ -22,10 +22,21 @@ func Parse(fs *flag.FlagSet, args []string, names map[string][]string, lookup fu
 		lookup = os.LookupEnv
 	}
 	fs.Usage = usageWithEnv(fs, names)
-	for name, vars := range names {
-		f := fs.Lookup(name)
-		if f == nil {
+	for name := range names {
+		if fs.Lookup(name) == nil {
 			return fmt.Errorf("envflag: no flag %q", name)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// The environment only fills flags the command line did not set, so a
+	// flag replaces (rather than adds to) a list given in the environment.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, vars := range names {
+		if set[name] {
+			continue
 		}
 		for _, v := range vars {
 			val, ok := lookup(v)
@@ -41,7 +52,7 @@ func Parse(fs *flag.FlagSet, args []string, names map[string][]string, lookup fu
 			break
 		}
 	}
-	return fs.Parse(args)
+	return nil
 }
 
 func usageWithEnv(fs *flag.FlagSet, names map[string][]string) func() {

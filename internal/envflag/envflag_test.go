@@ -60,3 +60,23 @@ func TestParseUnknownFlagName(t *testing.T) {
 		t.Fatal("want error for a mapping to a flag that does not exist")
 	}
 }
+
+// listValue appends on every Set, like a repeatable flag.
+type listValue []string
+
+func (l *listValue) String() string     { return strings.Join(*l, ",") }
+func (l *listValue) Set(v string) error { *l = append(*l, v); return nil }
+
+func TestFlagReplacesEnvironmentList(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var l listValue
+	fs.Var(&l, "target", "targets")
+	env := map[string]string{"TARGETS": "from-env"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := Parse(fs, []string{"-target", "a", "-target", "b"}, map[string][]string{"target": {"TARGETS"}}, lookup); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.String(); got != "a,b" {
+		t.Errorf("targets = %q, want the command line's a,b only", got)
+	}
+}
