@@ -12,10 +12,10 @@ import (
 	"time"
 
 	v3 "github.com/exoscale/egoscale/v3"
-	"github.com/exoscale/egoscale/v3/credentials"
 
 	"tidepool/internal/discover"
 	"tidepool/internal/envflag"
+	"tidepool/internal/exoclient"
 )
 
 // discoverEnv maps discover's flags to the environment variables that set them.
@@ -95,16 +95,12 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return usageErr("pool ID %q is not a UUID: %v", *poolID, err)
 		}
 	}
-	if *endpoint == "" {
-		*endpoint = "https://api-" + *zone + ".exoscale.com/v2"
-	}
-
 	// A plain HTTP client: the agent's own loop does the retrying, with
 	// backoff, instead of egoscale's default retrying client.
-	client, err := v3.NewClient(credentials.NewStaticCredentials(*key, *secret),
-		v3.ClientOptWithEndpoint(v3.Endpoint(*endpoint)),
-		v3.ClientOptWithHTTPClient(&http.Client{Timeout: *apiTimeout}),
-		v3.ClientOptWithUserAgent("tidepool-discover"))
+	client, err := exoclient.New(exoclient.Config{
+		Key: *key, Secret: *secret, Zone: *zone, Endpoint: *endpoint,
+		Timeout: *apiTimeout, UserAgent: "tidepool-discover",
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tidepool discover: API client: %v\n", err)
 		return 1
