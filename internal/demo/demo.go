@@ -414,7 +414,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer procLog.Close()
 	for _, d := range []string{"alertmanager-data", "prometheus-data"} {
-		os.RemoveAll(filepath.Join(cfg.OutDir, d))
+		// Data of an earlier demo would mix into this run's report.
+		if err := os.RemoveAll(filepath.Join(cfg.OutDir, d)); err != nil {
+			return Result{}, fmt.Errorf("remove old %s: %w", d, err)
+		}
 		if err := os.MkdirAll(filepath.Join(cfg.OutDir, d), 0o755); err != nil {
 			return Result{}, fmt.Errorf("data directory: %w", err)
 		}
