@@ -236,11 +236,17 @@ const statusClientClosed = 499
 
 // WorkResponse is the JSON body of GET /.
 type WorkResponse struct {
-	Instance  string  `json:"instance"`
-	Addr      string  `json:"addr"`
+	// Instance is the serving member's instance id.
+	Instance string `json:"instance"`
+	// Addr is the local address the request arrived on (the member's IP:port).
+	Addr string `json:"addr"`
+	// CPUMillis is the CPU time burned for the request, in milliseconds.
 	CPUMillis float64 `json:"cpu_ms"`
+	// ElapsedMs is the wall time from the start of the work (including the
+	// wait for a work slot) to its end, in milliseconds.
 	ElapsedMs float64 `json:"elapsed_ms"`
-	Digest    string  `json:"digest"`
+	// Digest is the start of the final hash, proof that the work was done.
+	Digest string `json:"digest"`
 }
 
 func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) int {

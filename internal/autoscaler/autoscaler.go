@@ -208,24 +208,31 @@ const ReasonObserveFailed policy.Reason = "observe-failed"
 
 // Record is one tick's decision and what came of it.
 type Record struct {
+	// Time is when the decision was made (the tick's now).
 	Time time.Time `json:"time"`
 	policy.Decision
 	// Result is scaled, noop, held, dry_run, error or aborted.
 	Result string `json:"result"`
-	Error  string `json:"error,omitempty"`
+	// Error is the failure of an "error" or "aborted" result.
+	Error string `json:"error,omitempty"`
 }
 
 // Status is the autoscaler's state as /status reports it.
 type Status struct {
-	PoolID string      `json:"pool_id"`
-	Pool   policy.Pool `json:"pool"`
+	// PoolID is the pool being scaled.
+	PoolID string `json:"pool_id"`
+	// Pool is the pool as last observed.
+	Pool policy.Pool `json:"pool"`
 	// ObservedAt is when Pool was read; zero before the first observation.
-	ObservedAt time.Time      `json:"observed_at,omitzero"`
-	Pending    policy.Pending `json:"pending"`
+	ObservedAt time.Time `json:"observed_at,omitzero"`
+	// Pending are the signals received since the last tick.
+	Pending policy.Pending `json:"pending"`
 	// LastScale is when the pool size was last changed; zero if never.
 	LastScale time.Time `json:"last_scale,omitzero"`
-	DryRun    bool      `json:"dry_run"`
-	Interval  string    `json:"interval"`
+	// DryRun reports that decisions are only logged.
+	DryRun bool `json:"dry_run"`
+	// Interval is the tick period, e.g. "1m0s".
+	Interval string `json:"interval"`
 	// Decisions are the latest decisions, newest first.
 	Decisions []Record `json:"decisions"`
 }

@@ -23,21 +23,24 @@ const (
 // TargetGroup is one element of a Prometheus file_sd / http_sd document:
 // {"targets":["IP:PORT"],"labels":{...}}.
 type TargetGroup struct {
-	Targets []string          `json:"targets"`
-	Labels  map[string]string `json:"labels"`
+	// Targets are "host:port" scrape addresses, sorted.
+	Targets []string `json:"targets"`
+	// Labels are attached to every target of the group.
+	Labels map[string]string `json:"labels"`
 }
 
 // Pool is the instance pool whose members are listed.
 type Pool struct {
-	ID   string
-	Name string
+	// ID and Name identify the instance pool.
+	ID, Name string
+	// Zone is the zone label; "" leaves it out.
 	Zone string
 }
 
 // Member is one instance as the cloud reports it.
 type Member struct {
-	ID   string
-	Name string
+	// ID and Name identify the instance.
+	ID, Name string
 	// PublicIP is the public IPv4 address; "" if none.
 	PublicIP string
 	// IPv6 is the IPv6 address, used when there is no IPv4; "" if none.
@@ -51,8 +54,10 @@ type Member struct {
 
 // Skipped names a listed instance that is not a target, with the reason.
 type Skipped struct {
+	// InstanceID is the member left out.
 	InstanceID string
-	Reason     string
+	// Reason says why, e.g. "no IP address".
+	Reason string
 }
 
 // gone lists the states of instances that are leaving: they are no longer
