@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"tidepool/internal/buildbin"
 	"tidepool/internal/loadgen"
 	"tidepool/internal/report"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	buildbin.Cleanup()
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { buildbin.Cleanup() }))
 }
 
 // TestDemoEndToEnd runs the whole demo with the fast profile and a shortened
