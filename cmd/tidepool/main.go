@@ -71,9 +71,3 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'tidepool <command> -h' for the flags of one command.")
 }
-
-// notImplemented is the placeholder for a subcommand whose issue has not landed.
-func notImplemented(name string, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "tidepool %s: not implemented yet\n", name)
-	return 1
-}

@@ -185,10 +185,17 @@ func Run(ctx context.Context, cfg Config, onSecond func(Second)) (Summary, []Sec
 		DisableCompression:  true,
 	}
 	defer transport.CloseIdleConnections()
+	var raw *rawClient
+	if base.URL.Scheme == "http" {
+		if raw, err = newRawClient(base, cfg.Timeout, !cfg.DisableKeepAlive); err != nil {
+			return Summary{}, nil, err
+		}
+	}
 	r := &runner{
 		cfg:   cfg,
 		sched: sched,
 		base:  base,
+		raw:   raw,
 		client: &http.Client{
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -225,7 +232,8 @@ type runner struct {
 	cfg     Config
 	sched   *Schedule
 	base    *http.Request
-	client  *http.Client
+	client  *http.Client // https targets
+	raw     *rawClient   // http targets; nil for https
 	rec     *recorder
 	started time.Time
 
@@ -283,15 +291,20 @@ func (r *runner) dispatch(ctx context.Context) {
 			lastSec = sec
 			r.rec.notify()
 		}
-		if wait := planned - r.since(); wait > 0 {
-			timer.Reset(wait)
+		if wait := planned - r.since(); wait > preciseWait {
+			// A Go timer may fire up to ~1ms late (the runtime rounds a
+			// sub-millisecond poll timeout up to 1ms when it is idle): wake
+			// early, then sleep the rest precisely.
+			timer.Reset(wait - preciseWait)
 			select {
 			case <-ctx.Done():
 				r.cancelFrom(k)
 				return
 			case <-timer.C:
 			}
-		} else if ctx.Err() != nil {
+		}
+		sleepUntil(r.started, planned)
+		if ctx.Err() != nil {
 			r.cancelFrom(k)
 			return
 		}
@@ -336,6 +349,27 @@ func (r *runner) dispatch(ctx context.Context) {
 	}
 }
 
+// preciseWait is the part of a wait for a planned send time that the
+// dispatcher sleeps with sleepUntil instead of a Go timer.
+const preciseWait = 1500 * time.Microsecond
+
+// sleepUntil blocks the calling goroutine (and its OS thread) until
+// started+offset with nanosleep(2), which wakes within tens of microseconds,
+// where a Go timer can be up to a millisecond late. It is meant for short
+// waits (up to preciseWait): it does not watch a context.
+func sleepUntil(started time.Time, offset time.Duration) {
+	for {
+		rest := offset - time.Since(started)
+		if rest <= 0 {
+			return
+		}
+		ts := syscall.NsecToTimespec(int64(rest))
+		// EINTR (a signal, e.g. the Go runtime's preemption) ends the
+		// sleep early; the loop sleeps what is left.
+		_ = syscall.Nanosleep(&ts, nil)
+	}
+}
+
 // cancelFrom ends dispatching because ctx was cancelled: requests k and later
 // planned before now are missed.
 func (r *runner) cancelFrom(k uint64) {
@@ -362,27 +396,44 @@ func (r *runner) finish(stop time.Duration) {
 	r.frontier.Store(int64(stop))
 }
 
+// worker serves jobs until r.jobs is closed. For an http:// target it owns
+// one connection (kept alive unless DisableKeepAlive), closed when it exits;
+// cancelling ctx aborts its I/O at once.
 func (r *runner) worker(ctx context.Context, first job) {
 	defer r.wg.Done()
-	r.do(ctx, first)
+	var wc *workerConn
+	if r.raw != nil {
+		wc = newWorkerConn()
+		stop := context.AfterFunc(ctx, wc.abort)
+		defer stop()
+		defer wc.close()
+	}
+	r.do(ctx, first, wc)
 	for j := range r.jobs {
-		r.do(ctx, j)
+		r.do(ctx, j, wc)
 	}
 }
 
 // do sends one request and records its outcome.
-func (r *runner) do(ctx context.Context, j job) {
+func (r *runner) do(ctx context.Context, j job, wc *workerConn) {
 	o := outcome{planned: j.planned}
 	o.late = r.since()-j.planned > r.cfg.LateAfter
-	status, err := r.send(ctx)
+	var status int
+	var err error
+	if r.raw != nil {
+		status, err = r.raw.do(ctx, wc)
+	} else {
+		status, err = r.send(ctx)
+	}
 	o.latency = r.since() - j.planned
 	o.answered = status != 0
 	o.kind = classify(status, err, ctx.Err() != nil)
 	r.rec.record(o)
 }
 
-// send performs one request within the timeout and reads the whole body, so
-// the connection can be reused. It returns the status (0 if no answer).
+// send performs one request with net/http (https targets) within the
+// timeout and reads the whole body, so the connection can be reused. It
+// returns the status (0 if no answer).
 func (r *runner) send(ctx context.Context) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()

@@ -1,17 +1,18 @@
 package nlb
 
 import (
-	"bytes"
-	"fmt"
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"tidepool/internal/bench/haproxy"
 )
 
 // BenchmarkPick measures backend selection as the data path does it: load
@@ -144,62 +145,169 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 }
 
 // startHAProxy runs haproxy in tcp mode in front of backend for the rest of
-// the benchmark and returns its listen address; ok is false when haproxy is
-// not installed.
+// the benchmark (internal/bench/haproxy, the runner `tidepool bench` uses) and
+// returns its listen address; ok is false when haproxy is not installed.
 func startHAProxy(b *testing.B, backend string) (addr string, ok bool) {
-	bin, err := exec.LookPath("haproxy")
+	bin, err := haproxy.Find()
 	if err != nil {
-		b.Logf("haproxy not installed, comparison skipped: %v", err)
+		b.Logf("haproxy comparison skipped: %v", err)
 		return "", false
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	p, err := haproxy.Start(ctx, haproxy.Config{Bin: bin, Backends: []string{backend}, TempDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	addr = ln.Addr().String()
-	ln.Close() // haproxy binds it next; a collision fails the wait below
-	cfg := filepath.Join(b.TempDir(), "haproxy.cfg")
-	conf := fmt.Sprintf(`global
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1m
-  timeout server 1m
-listen nlb
-  bind %s
-  server echo %s
-`, addr, backend)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+	b.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			b.Error(err)
+		}
+	})
+	return p.Addr(), true
+}
+
+// cpuClock measures this process's CPU time (user+system, all threads),
+// which other work on a shared machine disturbs less than wall time.
+type cpuClock struct{ start time.Duration }
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start haproxy: %v", err)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU(b *testing.B) cpuClock { return cpuClock{processCPU(b)} }
+
+// report adds the metric cpu-ns/op: CPU time of the whole process (both
+// ends of the benchmark included) per operation.
+func (c cpuClock) report(b *testing.B) {
+	b.ReportMetric(float64(processCPU(b)-c.start)/float64(b.N), "cpu-ns/op")
+}
+
+// tcpPair returns the two ends of a fresh loopback TCP connection.
+func tcpPair(b *testing.B, ln *net.TCPListener) (dialed, accepted *net.TCPConn) {
+	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		b.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	b.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	waitFor(b, "haproxy listening on "+addr, func() bool {
-		select {
-		case <-exited:
-			b.Fatalf("haproxy exited: %s", out.String())
-		default:
+	a, err := ln.AcceptTCP()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, a
+}
+
+// BenchmarkPump measures the connection pump between a client connection
+// and a backend connection, without accept, backend choice or dial:
+// "roundtrip" is one 64-byte request and 64-byte answer over an open pumped
+// pair; "conn" is a whole short connection (pump start, one round trip,
+// half-close both ways, pump end) on fresh TCP pairs, the connect and
+// accept included; "bulk" streams 1 MiB from client to backend.
+func BenchmarkPump(b *testing.B) {
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	msg := make([]byte, 64)
+	resp := make([]byte, 64)
+	// pumped starts a pump between two fresh pairs and returns the client
+	// end, the backend end and a channel closed when the pump returns.
+	pumped := func(b *testing.B) (client, backend *net.TCPConn, done chan struct{}) {
+		client, proxyIn := tcpPair(b, l)
+		proxyOut, backend := tcpPair(b, l)
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			defer proxyIn.Close()
+			defer proxyOut.Close()
+			pump(proxyIn, proxyOut)
+		}()
+		return client, backend, done
+	}
+	roundTrip := func(b *testing.B, client, backend *net.TCPConn) {
+		if _, err := client.Write(msg); err != nil {
+			b.Fatal(err)
 		}
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return false
+		if _, err := io.ReadFull(backend, resp); err != nil {
+			b.Fatal(err)
 		}
-		c.Close()
-		return true
+		if _, err := backend.Write(resp); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("roundtrip", func(b *testing.B) {
+		client, backend, done := pumped(b)
+		b.ReportAllocs()
+		b.SetBytes(2 * int64(len(msg)))
+		cpu := startCPU(b)
+		for b.Loop() {
+			roundTrip(b, client, backend)
+		}
+		b.StopTimer()
+		cpu.report(b)
+		client.Close()
+		backend.Close()
+		<-done
 	})
-	return addr, true
+	b.Run("conn", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := startCPU(b)
+		for b.Loop() {
+			client, backend, done := pumped(b)
+			roundTrip(b, client, backend)
+			client.CloseWrite()
+			if _, err := io.ReadAll(backend); err != nil { // the FIN passed on
+				b.Fatal(err)
+			}
+			backend.Close()
+			<-done
+			client.Close()
+		}
+		b.StopTimer()
+		cpu.report(b)
+	})
+	b.Run("bulk", func(b *testing.B) {
+		client, backend, done := pumped(b)
+		chunk := make([]byte, 64<<10)
+		const total = 1 << 20
+		b.ReportAllocs()
+		b.SetBytes(total)
+		drained := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := backend.Read(buf); err != nil {
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					drained <- err
+					return
+				}
+			}
+		}()
+		cpu := startCPU(b)
+		for b.Loop() {
+			for sent := 0; sent < total; sent += len(chunk) {
+				if _, err := client.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.StopTimer()
+		cpu.report(b)
+		client.CloseWrite()
+		if err := <-drained; err != nil {
+			b.Fatal(err)
+		}
+		client.Close()
+		backend.Close()
+		<-done
+	})
 }
