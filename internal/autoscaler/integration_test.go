@@ -24,6 +24,7 @@ import (
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud/cloudtest"
 	"tidepool/internal/exoclient"
+	"tidepool/internal/promrun"
 )
 
 // Integration tests: the autoscaler drives the local cloud (internal/cloud,
@@ -449,9 +450,9 @@ func waitFor(t *testing.T, buf *syncBuffer, marker string, timeout time.Duration
 // TestRealAlertmanagerWebhook has the real Alertmanager deliver its version 4
 // webhook (with bearer authorization) for a firing and then a resolved alert.
 func TestRealAlertmanagerWebhook(t *testing.T) {
-	const amBin = "/usr/bin/prometheus-alertmanager"
-	if _, err := exec.LookPath(amBin); err != nil {
-		t.Skipf("%s not installed", amBin)
+	amBin, err := promrun.AlertmanagerBinary()
+	if err != nil {
+		t.Fatalf("this test needs the real Alertmanager: %v", err)
 	}
 	f := newFakeCloud(t, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -18,9 +18,8 @@ import (
 	"time"
 
 	"tidepool/internal/cloud/cloudtest"
+	"tidepool/internal/promrun"
 )
-
-const prometheusBin = "/usr/bin/prometheus"
 
 // startPrometheus runs the real Prometheus with config on a free port of a
 // random loopback address and a temporary storage directory, waits until it
@@ -28,8 +27,9 @@ const prometheusBin = "/usr/bin/prometheus"
 // by PID.
 func startPrometheus(t *testing.T, config string) string {
 	t.Helper()
-	if _, err := os.Stat(prometheusBin); err != nil {
-		t.Fatalf("this test needs the real Prometheus at %s (Debian package prometheus): %v", prometheusBin, err)
+	prometheusBin, err := promrun.PrometheusBinary()
+	if err != nil {
+		t.Fatalf("this test needs the real Prometheus: %v", err)
 	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "prometheus.yml")
@@ -224,8 +224,8 @@ func TestPrometheusScrapesPoolMembers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test (local cloud and Prometheus)")
 	}
-	if _, err := os.Stat(prometheusBin); err != nil {
-		t.Fatalf("this test needs the real Prometheus at %s (Debian package prometheus): %v", prometheusBin, err)
+	if _, err := promrun.PrometheusBinary(); err != nil {
+		t.Fatalf("this test needs the real Prometheus: %v", err)
 	}
 	env := cloudtest.Start(t, cloudtest.Options{Logger: testLogger(t)})
 	poolID := env.CreatePool(t, 2)

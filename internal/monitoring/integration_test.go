@@ -22,11 +22,7 @@ import (
 	"time"
 
 	"tidepool/internal/app"
-)
-
-const (
-	prometheusPath   = "/usr/bin/prometheus"
-	alertmanagerPath = "/usr/bin/prometheus-alertmanager"
+	"tidepool/internal/promrun"
 )
 
 // TestIntegrationFastProfile runs the fast rendering in real Prometheus and
@@ -35,8 +31,8 @@ const (
 // scale-up webhook reaches the autoscaler's /up, is re-sent every tick while
 // firing, and that every dashboard and Grafana alert query returns data.
 func TestIntegrationFastProfile(t *testing.T) {
-	promBin := requireTool(t, prometheusPath)
-	amBin := requireTool(t, alertmanagerPath)
+	promBin := requireTool(t, promrun.PrometheusBinary)
+	amBin := requireTool(t, promrun.AlertmanagerBinary)
 	profile := Fast()
 	ip := randomLoopbackIP()
 	tmp := t.TempDir()

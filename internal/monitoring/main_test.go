@@ -2,7 +2,6 @@ package monitoring
 
 import (
 	"os"
-	"os/exec"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -15,10 +14,11 @@ func TestMain(m *testing.M) {
 // requireTool returns path if it is an executable, else fails the test: the
 // tools come from Debian packages that `make test` installs
 // (scripts/install-deps.sh), so a missing one is a broken setup, not a skip.
-func requireTool(t *testing.T, path string) string {
+func requireTool(t *testing.T, find func() (string, error)) string {
 	t.Helper()
-	if _, err := exec.LookPath(path); err != nil {
-		t.Fatalf("%s is missing (%v): run `make test`, which installs the Debian packages prometheus and prometheus-alertmanager", path, err)
+	path, err := find()
+	if err != nil {
+		t.Fatalf("%v: run `make test`, which installs the Debian packages prometheus and prometheus-alertmanager", err)
 	}
 	return path
 }

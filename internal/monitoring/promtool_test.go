@@ -9,11 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-const (
-	promtoolPath = "/usr/bin/promtool"
-	amtoolPath   = "/usr/bin/amtool"
+	"tidepool/internal/promrun"
 )
 
 // runTool runs a checker in dir and returns its combined output and error.
@@ -28,8 +25,8 @@ func runTool(t *testing.T, dir, tool string, args ...string) (string, error) {
 }
 
 func TestPromtoolAndAmtoolAcceptRenderedConfig(t *testing.T) {
-	promtool := requireTool(t, promtoolPath)
-	amtool := requireTool(t, amtoolPath)
+	promtool := requireTool(t, promrun.PromtoolBinary)
+	amtool := requireTool(t, promrun.AmtoolBinary)
 	for _, p := range Profiles() {
 		dir := renderTo(t, p, Params{})
 		checks := []struct {
@@ -56,7 +53,7 @@ func TestPromtoolAndAmtoolAcceptRenderedConfig(t *testing.T) {
 // thresholds: rendered with thresholds the test cases' CPU levels (93%, 12%,
 // 50%) no longer cross, promtool reports each broken expectation.
 func TestRuleUnitTestsCanFail(t *testing.T) {
-	promtool := requireTool(t, promtoolPath)
+	promtool := requireTool(t, promrun.PromtoolBinary)
 	tests := []struct {
 		name   string
 		params Params
@@ -88,7 +85,7 @@ func TestRuleUnitTestsCanFail(t *testing.T) {
 // TestGrafanaQueriesArePromQL checks that every dashboard and Grafana alert
 // query parses as PromQL, by handing them to promtool as recording rules.
 func TestGrafanaQueriesArePromQL(t *testing.T) {
-	promtool := requireTool(t, promtoolPath)
+	promtool := requireTool(t, promrun.PromtoolBinary)
 	for _, p := range Profiles() {
 		t.Run(p.Name, func(t *testing.T) {
 			qs, err := Queries(renderTo(t, p, Params{}))
