@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"tidepool/internal/atomicfile"
 	"tidepool/internal/loadgen"
 )
 
@@ -116,13 +114,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	code := 0
 	if *outCSV != "" {
-		if err := loadWriteResult(*outCSV, func(w io.Writer) error { return loadgen.WriteCSV(w, tl) }); err != nil {
+		if err := loadgen.SaveCSV(*outCSV, tl); err != nil {
 			logger.Error("cannot write timeline", "path", *outCSV, "err", err)
 			code = 1
 		}
 	}
 	if *outJSON != "" {
-		if err := loadWriteResult(*outJSON, func(w io.Writer) error { return loadgen.WriteJSON(w, tl, sum) }); err != nil {
+		if err := loadgen.SaveJSON(*outJSON, tl, sum); err != nil {
 			logger.Error("cannot write report", "path", *outJSON, "err", err)
 			code = 1
 		}
@@ -132,14 +130,4 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code = 1
 	}
 	return code
-}
-
-// loadWriteResult renders a result with write and publishes it atomically at
-// path, so a reader never sees a half-written file.
-func loadWriteResult(path string, write func(io.Writer) error) error {
-	var buf bytes.Buffer
-	if err := write(&buf); err != nil {
-		return err
-	}
-	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }

@@ -661,26 +661,10 @@ func describeStages(stages []loadgen.Stage) string {
 // writeTimeline saves the load generator's per-second timeline as CSV and
 // JSON next to the report.
 func writeTimeline(dir string, tl []loadgen.Second, sum loadgen.Summary) error {
-	csvFile, err := os.Create(filepath.Join(dir, "load.csv"))
-	if err != nil {
+	if err := loadgen.SaveCSV(filepath.Join(dir, "load.csv"), tl); err != nil {
 		return err
 	}
-	if err := loadgen.WriteCSV(csvFile, tl); err != nil {
-		csvFile.Close()
-		return err
-	}
-	if err := csvFile.Close(); err != nil {
-		return err
-	}
-	jsonFile, err := os.Create(filepath.Join(dir, "load.json"))
-	if err != nil {
-		return err
-	}
-	if err := loadgen.WriteJSON(jsonFile, tl, sum); err != nil {
-		jsonFile.Close()
-		return err
-	}
-	return jsonFile.Close()
+	return loadgen.SaveJSON(filepath.Join(dir, "load.json"), tl, sum)
 }
 
 func randomHex(n int) string {

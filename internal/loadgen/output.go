@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tidepool/internal/atomicfile"
 )
 
 // CSVHeader is the header row written by WriteCSV. Latencies are in
@@ -271,4 +274,24 @@ func FormatSecond(s Second) string {
 	return fmt.Sprintf("%s offered=%.1f sent=%d ok=%d late=%d missed=%d errors=%s p50=%s p95=%s p99=%s max=%s",
 		s.Offset, s.Offered, s.Sent, s.OK, s.Late, s.Missed, formatErrors(s.Errors),
 		roundLatency(s.P50), roundLatency(s.P95), roundLatency(s.P99), roundLatency(s.Max))
+}
+
+// SaveCSV writes the timeline as CSV to path, published atomically (a
+// reader never sees a partial file).
+func SaveCSV(path string, tl []Second) error {
+	return save(path, func(w io.Writer) error { return WriteCSV(w, tl) })
+}
+
+// SaveJSON writes the timeline and summary as JSON to path, published
+// atomically.
+func SaveJSON(path string, tl []Second, s Summary) error {
+	return save(path, func(w io.Writer) error { return WriteJSON(w, tl, s) })
+}
+
+func save(path string, write func(io.Writer) error) error {
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
