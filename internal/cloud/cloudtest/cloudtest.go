@@ -25,10 +25,10 @@ import (
 	"time"
 
 	v3 "github.com/exoscale/egoscale/v3"
-	"github.com/exoscale/egoscale/v3/credentials"
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/exoclient"
 	"tidepool/internal/provision"
 )
 
@@ -107,9 +107,9 @@ func Start(t testing.TB, opts Options) *Env {
 	go func() { done <- c.Run(ctx) }()
 
 	e.transport = &http.Transport{}
-	e.Client, err = v3.NewClient(credentials.NewStaticCredentials(e.Key, e.Secret),
-		v3.ClientOptWithEndpoint(v3.Endpoint(e.Endpoint)),
-		v3.ClientOptWithHTTPClient(&http.Client{Transport: e.transport, Timeout: 30 * time.Second}))
+	e.Client, err = exoclient.New(exoclient.Config{
+		Key: e.Key, Secret: e.Secret, Endpoint: e.Endpoint, Transport: e.transport, UserAgent: "tidepool-cloudtest",
+	})
 	if err != nil {
 		t.Fatalf("cloudtest: egoscale client: %v", err)
 	}
