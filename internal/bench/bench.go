@@ -40,7 +40,7 @@ import (
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultDuration        = 4 * time.Second
+	DefaultDuration        = 10 * time.Second
 	DefaultWindow          = time.Second
 	DefaultSearchMax       = 50000
 	DefaultSearchDuration  = 2 * time.Second
@@ -83,7 +83,7 @@ type Config struct {
 	Rates []float64
 	// Duration is the measuring time per connection mode, rate and target
 	// (proxy comparison) and per mode and rate (generator accuracy); zero
-	// means 4s.
+	// means 10s.
 	Duration time.Duration
 	// Window is the length of one proxy-comparison window; Duration is
 	// split into Duration/Window windows per target, interleaved across

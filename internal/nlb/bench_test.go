@@ -48,9 +48,12 @@ func BenchmarkPick(b *testing.B) {
 	})
 }
 
-// echoBackend echoes every connection on ln. At cleanup it closes ln and
-// waits until every connection was closed by its peer.
-func echoBackend(b *testing.B, ln net.Listener) {
+// echoBackend echoes every connection on ln until its peer closes or
+// half-closes it, then closes it. At cleanup it closes ln and waits until
+// every connection was closed. (A plain loop: io.Copy between TCP
+// connections would splice(2) through pipes that stay open in a pool,
+// which TestNoDescriptorLeak would see.)
+func echoBackend(b testing.TB, ln net.Listener) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -80,8 +83,11 @@ func echoBackend(b *testing.B, ln net.Listener) {
 }
 
 // BenchmarkProxyRoundTrip sends a 64-byte request and reads the 64-byte echo,
-// straight to the backend and through the load balancer, on a kept-open
-// connection ("reuse") and on a new connection per round trip ("dial").
+// straight to the backend and through the load balancer (event loop "nlb";
+// on Linux also the portable data path, "nlb-portable"), on a kept-open
+// connection ("reuse") and on a new connection per round trip ("dial");
+// "bulk" streams 1 MiB per op to the echo backend (and back). cpu-ns/op is this process's CPU time:
+// client, backend and the in-process balancer (HAProxy's is not in it).
 // The difference between "direct" and "nlb" is the latency the balancer adds;
 // when haproxy is installed, "haproxy" gives the yardstick (same backend,
 // tcp mode).
@@ -90,10 +96,14 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	echoBackend(b, lns[0])
 	backendAddr := lns[0].Addr().String()
 
-	s := newService(b, Config{TargetPort: addrPort(lns[0].Addr()), Check: fastCheck("tcp", 0, ""), Logger: slog.New(slog.DiscardHandler)})
-	run(b, s)
-	s.SetBackends([]Backend{{ID: "echo", IP: addrIP(lns[0].Addr())}})
-	waitHealth(b, s, "echo", true)
+	balancer := func(portable bool) *Service {
+		s := newService(b, Config{TargetPort: addrPort(lns[0].Addr()), Check: fastCheck("tcp", 0, ""),
+			Logger: slog.New(slog.DiscardHandler), portable: portable})
+		run(b, s)
+		s.SetBackends([]Backend{{ID: "echo", IP: addrIP(lns[0].Addr())}})
+		waitHealth(b, s, "echo", true)
+		return s
+	}
 
 	req := make([]byte, 64)
 	for i := range req {
@@ -109,7 +119,10 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	}
 	targets := []struct{ name, addr string }{
 		{"direct", backendAddr},
-		{"nlb", s.Addr().String()},
+		{"nlb", balancer(false).Addr().String()},
+	}
+	if epollSupported {
+		targets = append(targets, struct{ name, addr string }{"nlb-portable", balancer(true).Addr().String()})
 	}
 	if addr, ok := startHAProxy(b, backendAddr); ok {
 		targets = append(targets, struct{ name, addr string }{"haproxy", addr})
@@ -124,14 +137,17 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 			resp := make([]byte, len(req))
 			b.ReportAllocs()
 			b.SetBytes(int64(len(req)))
+			cpu := startCPU(b)
 			for b.Loop() {
 				roundTrip(b, c, resp)
 			}
+			cpu.report(b)
 		})
 		b.Run(target.name+"/dial", func(b *testing.B) {
 			resp := make([]byte, len(req))
 			b.ReportAllocs()
 			b.SetBytes(int64(len(req)))
+			cpu := startCPU(b)
 			for b.Loop() {
 				c, err := net.Dial("tcp", target.addr)
 				if err != nil {
@@ -139,6 +155,38 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 				}
 				roundTrip(b, c, resp)
 				c.Close()
+			}
+			cpu.report(b)
+		})
+		b.Run(target.name+"/bulk", func(b *testing.B) {
+			// 1 MiB one way per op to the echo backend, its echo read back
+			// concurrently (discarded).
+			c, err := net.Dial("tcp", target.addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			const total = 1 << 20
+			chunk := make([]byte, 64<<10)
+			echoed := make(chan int64, 1)
+			go func() {
+				n, _ := io.Copy(io.Discard, c)
+				echoed <- n
+			}()
+			b.ReportAllocs()
+			b.SetBytes(total)
+			cpu := startCPU(b)
+			for b.Loop() {
+				for sent := 0; sent < total; sent += len(chunk) {
+					if _, err := c.Write(chunk); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			cpu.report(b)
+			c.(*net.TCPConn).CloseWrite()
+			if n := <-echoed; n != int64(b.N)*total {
+				b.Fatalf("echoed %d bytes, want %d", n, int64(b.N)*total)
 			}
 		})
 	}

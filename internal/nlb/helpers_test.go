@@ -174,6 +174,10 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// usePortable makes newService build services on the portable data path;
+// TestPortableDataPath sets it while it runs the behaviour tests again.
+var usePortable bool
+
 // newService calls New with test defaults (loopback port 0, test logger,
 // short drain) and closes the listener at cleanup.
 func newService(t testing.TB, cfg Config) *Service {
@@ -187,6 +191,7 @@ func newService(t testing.TB, cfg Config) *Service {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
+	cfg.portable = cfg.portable || usePortable
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)

@@ -6,13 +6,17 @@
 // while healthy. Members can be replaced at any time; connections already
 // open to a removed member run to their end. On shutdown the listener closes
 // first and open connections get a grace period to finish.
+//
+// On Linux the bytes are moved by one epoll event loop per CPU on raw
+// non-blocking sockets (epoll_linux.go); elsewhere by a goroutine per
+// direction on net.TCPConn (netpath.go). Both behave the same; docs/nlb.md
+// says why the event loop exists.
 package nlb
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -22,14 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// noKeepAlive leaves TCP keep-alive probes off on both legs of every proxied
-// connection, as HAProxy does by default. Every member and client of the
-// local cloud is on this machine, where a peer that goes away has its
-// sockets closed by the kernel (FIN or RST), so probes find nothing; Go's
-// default (15s idle, 15s interval, 9 probes) costs four setsockopt(2) calls
-// per socket.
-const noKeepAlive = -1
 
 // Defaults applied to zero Config fields.
 const (
@@ -58,6 +54,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// DialTimeout bounds one connect attempt to a member. Zero means 5s.
 	DialTimeout time.Duration
+
+	// portable selects the goroutine-per-connection data path (net.TCPConn)
+	// on Linux too, where the epoll event loop is the default; for tests and
+	// benchmarks that compare the two.
+	portable bool
 }
 
 // BackendStatus is the health of one member as reported by Service.Status.
@@ -89,11 +90,11 @@ type member struct {
 // once. SetBackends, SetConfig and Status are safe to call from any goroutine
 // at any time, before, during or after Run.
 type Service struct {
-	ln      *net.TCPListener
+	dp      dataPath
 	log     *slog.Logger
 	name    string
 	drain   time.Duration
-	dialer  net.Dialer
+	dial    time.Duration
 	policy  selector
 	metrics *metrics
 
@@ -124,8 +125,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.DialTimeout < 0 {
 		return nil, fmt.Errorf("nlb: dial timeout %v must not be negative", cfg.DialTimeout)
 	}
-	lc := net.ListenConfig{KeepAlive: noKeepAlive}
-	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
+	dp, err := newDataPath(cfg.Listen, cfg.portable)
 	if err != nil {
 		return nil, fmt.Errorf("nlb: listen: %w", err)
 	}
@@ -142,11 +142,11 @@ func New(cfg Config) (*Service, error) {
 		dial = DefaultDialTimeout
 	}
 	s := &Service{
-		ln:         ln.(*net.TCPListener),
-		log:        log.With("service", cfg.Name, "listen", ln.Addr().String()),
+		dp:         dp,
+		log:        log.With("service", cfg.Name, "listen", dp.addr().String()),
 		name:       cfg.Name,
 		drain:      drain,
-		dialer:     net.Dialer{Timeout: dial, KeepAlive: noKeepAlive},
+		dial:       dial,
 		policy:     &roundRobin{},
 		metrics:    newMetrics(cfg.Name),
 		changed:    make(chan struct{}, 1),
@@ -160,13 +160,13 @@ func New(cfg Config) (*Service, error) {
 }
 
 // Addr returns the bound listener address.
-func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+func (s *Service) Addr() net.Addr { return s.dp.addr() }
 
 // Close closes the listener. It is for a Service whose Run will not be
 // called; after Run it is a no-op. Closing during Run stops accepting but Run
 // still returns only when its ctx is done.
 func (s *Service) Close() error {
-	s.closeLn.Do(func() { s.closeErr = s.ln.Close() })
+	s.closeLn.Do(func() { s.closeErr = s.dp.stopAccepting() })
 	return s.closeErr
 }
 
@@ -178,16 +178,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("nlb: Run called more than once")
 	}
-	// hard ends dials and open connections; it outlives ctx by the drain timeout.
-	hard, forceClose := context.WithCancel(context.WithoutCancel(ctx))
-	defer forceClose()
-
-	var conns sync.WaitGroup
-	acceptDone := make(chan struct{})
-	go func() {
-		defer close(acceptDone)
-		s.acceptLoop(hard, &conns)
-	}()
+	if err := s.dp.start(s); err != nil {
+		s.Close()
+		return fmt.Errorf("nlb: %w", err)
+	}
 	checkCtx, stopChecks := context.WithCancel(ctx)
 	defer stopChecks()
 	checksDone := make(chan struct{})
@@ -195,19 +189,18 @@ func (s *Service) Run(ctx context.Context) error {
 		defer close(checksDone)
 		s.superviseChecks(checkCtx)
 	}()
-	s.log.Info("load balancer started")
+	s.log.Info("load balancer started", "data_path", s.dp.name())
 
 	<-ctx.Done()
 	if err := s.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("closing listener failed", "err", err)
 	}
-	<-acceptDone
 	stopChecks()
 	<-checksDone
 
 	drained := make(chan struct{})
 	go func() {
-		conns.Wait()
+		s.dp.waitConns()
 		close(drained)
 	}()
 	if s.drain > 0 {
@@ -218,161 +211,17 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		timer.Stop()
 	}
+	forced := false
 	select {
 	case <-drained:
-		s.log.Info("load balancer stopped", "forced", false)
 	default:
-		forceClose()
+		forced = true
+		s.dp.forceClose()
 		<-drained
-		s.log.Info("load balancer stopped", "forced", true, "drain_timeout", s.drain)
 	}
+	s.dp.stop()
+	s.log.Info("load balancer stopped", "forced", forced, "drain_timeout", s.drain)
 	return nil
-}
-
-// acceptLoop serves each accepted connection in its own goroutine, counted
-// in conns, until the listener is closed.
-func (s *Service) acceptLoop(hard context.Context, conns *sync.WaitGroup) {
-	var delay time.Duration
-	for {
-		c, err := s.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// EMFILE, ECONNABORTED and the like: back off as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			s.serve(hard, c)
-		}()
-	}
-}
-
-// serve proxies client to a healthy member and closes client when done. When
-// no member can be reached the client is closed at once.
-func (s *Service) serve(hard context.Context, client *net.TCPConn) {
-	defer client.Close()
-	backend, m := s.dial(hard)
-	if backend == nil {
-		s.rejected.Add(1)
-		return
-	}
-	defer backend.Close()
-	m.total.Add(1)
-	m.active.Add(1)
-	defer m.active.Add(-1)
-	stop := context.AfterFunc(hard, func() {
-		client.Close()
-		backend.Close()
-	})
-	defer stop()
-	pump(client, backend)
-}
-
-// dial connects to the member chosen by the policy and, if that fails, to the
-// following healthy members in turn. It returns nil when none answered.
-func (s *Service) dial(ctx context.Context) (*net.TCPConn, *member) {
-	pool := s.table.Load().healthy
-	first := s.policy.Select(pool)
-	if first < 0 {
-		return nil, nil
-	}
-	for i := range pool {
-		t := pool[(first+i)%len(pool)]
-		c, err := s.dialer.DialContext(ctx, "tcp", t.addr)
-		if err == nil {
-			return c.(*net.TCPConn), t.m
-		}
-		t.m.dialErrors.Add(1)
-		if ctx.Err() != nil {
-			return nil, nil
-		}
-		s.log.Warn("backend dial failed", "backend", t.m.id, "addr", t.addr, "err", err)
-	}
-	return nil, nil
-}
-
-// pump copies bytes both ways until both directions are done. A clean EOF
-// from one side is passed on as a half-close (FIN) to the other; an error in
-// either direction closes both connections. See copyAdaptive for how bytes
-// are moved. The caller closes both connections when pump returns.
-func pump(client, backend *net.TCPConn) {
-	var ended atomic.Bool // one direction has reached a clean EOF
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		copyHalf(backend, client, &ended)
-	}()
-	copyHalf(client, backend, &ended)
-	<-done
-}
-
-// copyHalf copies src to dst and passes src's EOF on as a half-close of dst,
-// except in the direction that ends last: both connections are closed right
-// after it, which sends the same FIN (every byte received has been read, so
-// the close cannot turn into a reset) and saves a shutdown(2).
-func copyHalf(dst, src *net.TCPConn, ended *atomic.Bool) {
-	if err := copyAdaptive(dst, src); err != nil {
-		// Reset, timeout or forced close: tear down both directions.
-		src.Close()
-		dst.Close()
-		return
-	}
-	if ended.Swap(true) {
-		return
-	}
-	if err := dst.CloseWrite(); err != nil {
-		src.Close()
-		dst.Close()
-	}
-}
-
-// pumpBufSize is the read/write buffer of one direction of a connection;
-// a read that fills it switches that direction to splice(2).
-const pumpBufSize = 8 << 10
-
-var pumpBufs = sync.Pool{New: func() any { b := make([]byte, pumpBufSize); return &b }}
-
-// copyAdaptive copies src to dst until EOF (nil) or an error. Small
-// exchanges, the usual request/response traffic, go through a pooled 8 KiB
-// buffer with read(2) and write(2); once a read fills the buffer, the rest of
-// that direction is a bulk transfer and goes to io.Copy, which uses
-// splice(2) between TCP connections (no copy to user space). splice costs
-// the same number of system calls per transfer as read and write, but every
-// copy in flight holds a pipe (two more file descriptors per direction, so
-// six instead of two per proxied connection) taken from a pool that every
-// garbage collection empties, after which new pipes cost pipe2(2) and
-// fcntl(2). The buffer is held while the connection is open.
-func copyAdaptive(dst, src *net.TCPConn) error {
-	bp := pumpBufs.Get().(*[]byte)
-	buf := *bp
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				pumpBufs.Put(bp)
-				return werr
-			}
-		}
-		if rerr != nil {
-			pumpBufs.Put(bp)
-			if rerr == io.EOF {
-				return nil
-			}
-			return rerr
-		}
-		if n == len(buf) {
-			pumpBufs.Put(bp)
-			_, err := io.Copy(dst, src)
-			return err
-		}
-	}
 }
 
 // SetBackends replaces the member set. Members are matched by ID: one whose

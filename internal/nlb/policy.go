@@ -11,7 +11,8 @@ import (
 // whose counters to bump.
 type target struct {
 	m    *member
-	addr string // "ip:port" dialed for client traffic
+	addr string         // "ip:port" dialed for client traffic
+	ap   netip.AddrPort // the same, for the epoll data path's connect(2)
 }
 
 // table is the immutable view of the member set read by the data path. A new
@@ -30,7 +31,8 @@ func buildTable(members map[string]*member, port uint16) *table {
 		if !m.healthy {
 			continue
 		}
-		t.healthy = append(t.healthy, target{m: m, addr: netip.AddrPortFrom(m.ip, port).String()})
+		ap := netip.AddrPortFrom(m.ip.Unmap(), port)
+		t.healthy = append(t.healthy, target{m: m, addr: ap.String(), ap: ap})
 	}
 	slices.SortFunc(t.healthy, func(a, b target) int { return strings.Compare(a.m.id, b.m.id) })
 	return t
