@@ -107,7 +107,7 @@ type Config struct {
 	// send time exceeds it; it is also the request timeout. Zero means 1s.
 	SearchP99Limit time.Duration
 	// StallRate, Stall and StallWorkers configure the stall test: a run of
-	// max(Duration, 3*Stall) at StallRate during which the server holds
+	// 4*Stall at StallRate during which the server holds
 	// requests for Stall, once with the generator's default worker limit and
 	// once with StallWorkers (so requests wait for workers and are late).
 	// Zero means 500 req/s, 1s and 50. A negative Stall skips the test.
@@ -649,7 +649,10 @@ func (r *runner) accuracy(ctx context.Context, conn string) ([]Accuracy, error) 
 // their latency still counts from the planned time).
 func (r *runner) stall(ctx context.Context, conn string) ([]StallResult, error) {
 	url := "http://" + r.env.backendAddrs[0] + "/"
-	d := max(r.cfg.Duration, 3*r.cfg.Stall).Round(time.Millisecond)
+	// The stall is a quarter of the run, whatever Duration is: the
+	// requests planned during it are then the slowest 25 %, which puts
+	// both p90 and p99 inside the stall.
+	d := (4 * r.cfg.Stall).Round(time.Millisecond)
 	var out []StallResult
 	for _, workers := range []int{loadgen.DefaultMaxWorkers, r.cfg.StallWorkers} {
 		// Start the stall in the middle of the run.

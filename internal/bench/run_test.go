@@ -119,8 +119,8 @@ func TestRunTiny(t *testing.T) {
 		t.Fatalf("stall results %+v; want 2, the second with 2 workers", rep.Generator.Stall)
 	}
 	for _, s := range rep.Generator.Stall {
-		if s.Sent+s.Missed != 30 || s.ExpectedMaxMS != 200 {
-			t.Errorf("stall %+v; want 30 planned (50/s for 600ms), expected max 200ms", s)
+		if s.Sent+s.Missed != 40 || s.ExpectedMaxMS != 200 || s.DurationS != 0.8 {
+			t.Errorf("stall %+v; want 40 planned (50/s for 4 stalls = 800ms), expected max 200ms", s)
 		}
 	}
 	if len(rep.Goals) != 4 {
