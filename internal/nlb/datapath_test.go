@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,12 +66,20 @@ func TestPayloadsBothWays(t *testing.T) {
 			for i := range payload {
 				payload[i] = byte(rand.IntN(256))
 			}
-			c, err := net.Dial("tcp", s.Addr().String())
+			// A small receive buffer, set before connecting (a window is
+			// not shrunk later): it fills up long before 16 MiB.
+			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) {
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 64<<10)
+				})
+			}}
+			c, err := d.Dial("tcp", s.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(waitTimeout))
+			heldBefore := heldBack(s)
 			sent := make(chan error, 1)
 			go func() {
 				for rest := payload; len(rest) > 0; {
@@ -96,12 +105,24 @@ func TestPayloadsBothWays(t *testing.T) {
 			if len(got) != len(payload) || sha256.Sum256(got) != sha256.Sum256(payload) {
 				t.Fatalf("received %d bytes, not equal to the %d sent", len(got), len(payload))
 			}
+			if held := heldBack(s) - heldBefore; size >= 16<<20 && held == 0 && !usePortable {
+				t.Errorf("%d bytes went through without the balancer ever holding bytes back: back-pressure not exercised", size)
+			}
 		})
 	}
 	waitFor(t, "no active connections left", func() bool {
 		v, _ := metricValue(t, s, "tidepool_nlb_connections_active", "echo")
 		return v == 0
 	})
+}
+
+// heldBack returns how often s's event loops held back bytes a socket did
+// not take (0 on the portable data path, which blocks instead).
+func heldBack(s *Service) uint64 {
+	if p, ok := s.dp.(*epollPath); ok {
+		return p.heldBack.Load()
+	}
+	return 0
 }
 
 // openFDs counts this process's open sockets, epoll and eventfd
@@ -123,19 +144,41 @@ func openFDs(t *testing.T) int {
 	return n
 }
 
-// TestNoDescriptorLeak proxies many short connections (answered, refused
-// for lack of a member, and cut by the client mid-way), then stops the
-// service: every descriptor it opened (listener, sockets, event loops) must
-// be closed once Run has returned.
+// TestNoDescriptorLeak proxies many short connections (answered, failed
+// over from a member that refuses, refused for lack of a member, and cut by
+// the client mid-way), then stops the service: every descriptor it opened
+// (listeners, sockets, event loops) must be closed once Run has returned,
+// as must a service closed without running.
 func TestNoDescriptorLeak(t *testing.T) {
-	lns := listenSamePort(t, 1)
+	// Member "echo" answers; member "x" passes its health check (port
+	// check) but refuses connections on the target port, so every other
+	// connection fails over from x to echo.
+	lns := listenSamePort(t, 2)
 	echoBackend(t, lns[0])
+	xIP := addrIP(lns[1].Addr())
+	lns[1].Close()
+	var checkPort uint16
+	for _, ip := range []netip.Addr{addrIP(lns[0].Addr()), xIP} {
+		ln, err := net.Listen("tcp", ipPort(ip, checkPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPort = addrPort(ln.Addr())
+		acceptCloser(t, ln)
+	}
 	before := openFDs(t)
 
-	s := newService(t, Config{TargetPort: addrPort(lns[0].Addr()), Check: fastCheck("tcp", 0, "")})
+	// A service closed without running releases its listener.
+	unused := newService(t, Config{TargetPort: 1})
+	if err := unused.Close(); err != nil {
+		t.Fatalf("Close before Run: %v", err)
+	}
+
+	s := newService(t, Config{TargetPort: addrPort(lns[0].Addr()), Check: fastCheck("tcp", checkPort, "")})
 	cancel, done := run(t, s)
-	s.SetBackends([]Backend{{ID: "echo", IP: addrIP(lns[0].Addr())}})
+	s.SetBackends([]Backend{{ID: "echo", IP: addrIP(lns[0].Addr())}, {ID: "x", IP: xIP}})
 	waitHealth(t, s, "echo", true)
+	waitHealth(t, s, "x", true)
 	roundTrip := func(msg string, closeEarly bool) {
 		c, err := net.Dial("tcp", s.Addr().String())
 		if err != nil {
@@ -244,12 +287,15 @@ func fullAcceptQueue(t *testing.T, addr string) (closeAll func()) {
 		ln.Close()
 		t.Fatalf("filling the accept queue: %v", err)
 	}
-	// Check that the queue is full: a second connect must not complete.
-	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-		c.Close()
+	// Check that the queue is full: a second connect must hang (not be
+	// refused, as with net.ipv4.tcp_abort_on_overflow=1, nor complete).
+	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); !isTimeout(err) {
+		if c != nil {
+			c.Close()
+		}
 		filler.Close()
 		ln.Close()
-		t.Skip("this kernel completes connects beyond the accept queue")
+		t.Skipf("a connect beyond the accept queue does not hang here (err %v)", err)
 	}
 	var once sync.Once
 	closeAll = func() {
@@ -282,4 +328,51 @@ func listenBacklog0(addr string) (net.Listener, error) {
 		return nil, err
 	}
 	return net.FileListener(f)
+}
+
+// TestSelfConnected checks the self-connect guard: a socket bound to a port
+// of the ephemeral range and connected to that same address (TCP
+// simultaneous open with itself, what a connect to a member's closed port
+// can turn into) is recognised; an ordinary connection is not.
+func TestSelfConnected(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*unix.SockaddrInet4).Port // picked from the ephemeral range
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+		t.Skipf("no self-connect on this kernel: %v", err)
+	}
+	self := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
+	if !selfConnected(fd, self) {
+		t.Errorf("selfConnected(socket connected to itself at %v) = false, want true", self)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bool
+	raw.Control(func(cfd uintptr) { got = selfConnected(int(cfd), ln.Addr().(*net.TCPAddr).AddrPort()) })
+	if got {
+		t.Errorf("selfConnected(ordinary connection to %v) = true, want false", ln.Addr())
+	}
 }

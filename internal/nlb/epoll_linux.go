@@ -23,43 +23,52 @@ import (
 const epollSupported = true
 
 const (
-	loopBufSize   = 64 << 10 // one event loop's read buffer, shared by all its connections
-	loopMaxEvents = 256      // events taken per epoll_wait(2)
-	acceptBatch   = 64       // connections accepted per listener event before other events get a turn
-	maxScanEvery  = 100 * time.Millisecond
-	listenBacklog = 65535 // the kernel caps it at net.core.somaxconn
-	maxSpare      = 32    // pending-write buffers a loop keeps for reuse
+	loopBufSize     = 64 << 10 // one event loop's read buffer, shared by all its connections
+	loopMaxEvents   = 256      // events taken per epoll_wait(2)
+	acceptBatch     = 64       // connections accepted per listener event before other events get a turn
+	maxScanEvery    = 100 * time.Millisecond
+	listenBacklog   = 65535 // the kernel caps it at net.core.somaxconn
+	maxSpare        = 32    // pending-write buffers a loop keeps for reuse
+	maxReadsPerTurn = 16    // full reads from one socket before the loop's other sockets get a turn
 )
 
 // Event masks. Connection sockets are edge-triggered and registered once for
 // everything, so no epoll_ctl(2) is needed after EPOLL_CTL_ADD; closing a
 // socket removes it from the epoll set.
 const (
-	connEvents   = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
-	listenEvents = unix.EPOLLIN | unix.EPOLLEXCLUSIVE
+	connEvents   = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	listenEvents = unix.EPOLLIN
 )
 
-var errConnectTimeout = errors.New("connect: i/o timeout")
+var (
+	errConnectTimeout = errors.New("connect: i/o timeout")
+	errSelfConnect    = errors.New("connect: connected to itself (nothing listens on the member's port)")
+)
 
 // epollPath is the Linux data path: one event loop per GOMAXPROCS, each a
-// goroutine blocked in epoll_wait(2) on an epoll instance of its own. All
-// loops watch the one listening socket (EPOLLEXCLUSIVE, so a new connection
-// wakes one loop, not all); the loop that accepts a connection connects it to
-// a member and moves its bytes until it ends, so a connection's state is only
-// ever touched by one goroutine and needs no lock.
+// goroutine with an epoll instance and a listening socket of its own (all
+// bound to the same address with SO_REUSEPORT, so the kernel spreads new
+// connections over the loops and wakes only the one that gets it). The
+// loop that accepts a connection connects it to a member and moves its
+// bytes until it ends, so a connection's state is only ever touched by one
+// goroutine and needs no lock. A loop does not block in epoll_wait(2): its
+// epoll descriptor is watched by the Go runtime's network poller, and the
+// loop parks on it like a goroutine waiting on a net.Conn (see run).
 //
 // Compared with a goroutine per direction on net.TCPConn (netPath), a
 // connection costs about 15 system calls instead of 26 (HAProxy 2.6: 17):
 // accept4, socket, TCP_NODELAY on the member leg (the client leg inherits
 // it from the listener), connect, two EPOLL_CTL_ADD, a read and a write per
 // exchanged message, shutdown and two closes; no getsockname/getpeername, no
-// speculative read that ends in EAGAIN (edge-triggered events and short
-// reads tell when a socket is drained), no EPOLL_CTL_DEL, and no goroutine
-// wake-ups: a loop handles every event epoll_wait returns in one go.
+// read that ends in EAGAIN in the usual exchange (edge-triggered events and
+// short reads tell when a socket is drained), no EPOLL_CTL_DEL, and one
+// goroutine wake-up per batch of events instead of one per message and
+// direction.
 type epollPath struct {
-	lfd   int // listening socket, non-blocking
-	laddr *net.TCPAddr
-	s     *Service // set by start
+	lfds  []int        // listening sockets, non-blocking; loop i accepts on lfds[i] if it has one
+	laddr *net.TCPAddr // where lfds[0] is bound
+	bind  *net.TCPAddr // where the other loops' listeners bind: laddr's port, the requested IP
+	s     *Service     // set by start
 
 	loops   []*loop
 	running sync.WaitGroup // loop goroutines
@@ -70,7 +79,11 @@ type epollPath struct {
 	stopAccept atomic.Bool
 	force      atomic.Bool
 	quit       atomic.Bool
-	acceptAck  sync.WaitGroup // one per loop still watching the listener
+	acceptAck  sync.WaitGroup // one per loop still watching its listener
+
+	// heldBack counts writes a socket did not take in full (the rest was
+	// held back until it could): how often back-pressure set in.
+	heldBack atomic.Uint64
 
 	mu            sync.Mutex // guards started, acceptStopped, closeErr
 	started       bool
@@ -96,16 +109,21 @@ func newEpollPath(listen string) (dataPath, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen tcp %s: %w", listen, os.NewSyscallError("getsockname", err))
 	}
-	return &epollPath{lfd: fd, laddr: tcpAddr(sa)}, nil
+	laddr := tcpAddr(sa)
+	bind := *ta
+	bind.Port = laddr.Port
+	return &epollPath{lfds: []int{fd}, laddr: laddr, bind: &bind}, nil
 }
 
 // listenSocket returns a bound, listening, non-blocking socket for ta with
-// SO_REUSEADDR and TCP_NODELAY (inherited by accepted sockets).
+// SO_REUSEADDR, SO_REUSEPORT (the other loops' listeners bind the same
+// address) and TCP_NODELAY (inherited by accepted sockets). A missing or
+// unspecified IP listens on every IPv4 and IPv6 address, as net.Listen.
 func listenSocket(ta *net.TCPAddr) (int, error) {
 	family, dual := unix.AF_INET6, false
 	var sa unix.Sockaddr
 	switch ip4 := ta.IP.To4(); {
-	case ta.IP == nil || (ip4 == nil && ta.IP.IsUnspecified()):
+	case ta.IP == nil || ta.IP.IsUnspecified():
 		dual = true
 		sa = &unix.SockaddrInet6{Port: ta.Port}
 	case ip4 != nil:
@@ -132,6 +150,7 @@ func listenSocket(ta *net.TCPAddr) (int, error) {
 	}
 	err = errors.Join(
 		step("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)),
+		step("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)),
 		step("setsockopt", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)),
 	)
 	if err == nil && dual {
@@ -187,25 +206,40 @@ func (p *epollPath) start(s *Service) error {
 	defer p.mu.Unlock()
 	p.s = s
 	p.started = true
-	accept := !p.acceptStopped
+	if p.acceptStopped {
+		return nil // closed before Run: nothing will ever arrive
+	}
 	var errs []error
-	for range runtime.GOMAXPROCS(0) {
-		l, err := newLoop(p, accept)
+	for i := range runtime.GOMAXPROCS(0) {
+		lfd := p.lfds[0]
+		if i > 0 {
+			fd, err := listenSocket(p.bind)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("listener of loop %d: %w", i, err))
+				continue
+			}
+			lfd = fd
+		}
+		l, err := newLoop(p, lfd)
 		if err != nil {
+			if i == 0 {
+				return fmt.Errorf("starting event loop: %w", err)
+			}
+			// A listener nobody accepts on would hold the connections
+			// the kernel gives it: close it.
+			unix.Close(lfd)
 			errs = append(errs, err)
 			continue
 		}
+		if i > 0 {
+			p.lfds = append(p.lfds, lfd)
+		}
 		p.loops = append(p.loops, l)
-	}
-	if len(p.loops) == 0 {
-		return fmt.Errorf("starting event loops: %w", errors.Join(errs...))
 	}
 	if len(errs) > 0 {
 		s.log.Warn("fewer event loops than CPUs", "loops", len(p.loops), "err", errors.Join(errs...))
 	}
-	if accept {
-		p.acceptAck.Add(len(p.loops))
-	}
+	p.acceptAck.Add(len(p.loops))
 	for _, l := range p.loops {
 		p.running.Go(l.run)
 	}
@@ -224,8 +258,10 @@ func (p *epollPath) stopAccepting() error {
 		p.wakeAll()
 		p.acceptAck.Wait()
 	}
-	if err := unix.Close(p.lfd); err != nil {
-		p.closeErr = os.NewSyscallError("close", err)
+	for _, fd := range p.lfds {
+		if err := unix.Close(fd); err != nil && p.closeErr == nil {
+			p.closeErr = os.NewSyscallError("close", err)
+		}
 	}
 	return p.closeErr
 }
@@ -241,6 +277,11 @@ func (p *epollPath) stop() {
 	p.quit.Store(true)
 	p.wakeAll()
 	p.running.Wait()
+	// Only now: wakeAll may write to a loop's eventfd until here, also
+	// after that loop ended on an error.
+	for _, l := range p.loops {
+		l.close()
+	}
 }
 
 func (p *epollPath) wakeAll() {
@@ -251,15 +292,16 @@ func (p *epollPath) wakeAll() {
 }
 
 // loop is one event loop. Everything in it belongs to the goroutine running
-// run, except epfd and evfd, which stay open until run has returned.
+// run, except epfd (file) and evfd, which the path closes in stop.
 type loop struct {
 	p        *epollPath
 	epfd     int
 	file     *os.File  // epfd, registered with the Go runtime's network poller
 	deadline time.Time // file's read deadline
 	evfd     int       // eventfd: written by the path to make the loop look at its requests
+	lfd      int       // this loop's listening socket; -1 when it has none
 
-	listening   bool // p.lfd is in the epoll set
+	listening   bool // lfd is in the epoll set
 	accepting   bool // still to acknowledge a stopAccept request
 	acceptDelay time.Duration
 	resumeAt    time.Time // when accepting resumes after running out of file descriptors
@@ -268,6 +310,8 @@ type loop struct {
 	spare      [][]byte // pending-write buffers for reuse
 	sides      []*side  // indexed by file descriptor: both ends of this loop's connections
 	gen        uint32   // tags events, so one for a closed and reused descriptor is ignored
+	ready      []*side  // readable sockets deferred by transfer (see maxReadsPerTurn)
+	readyNext  []*side  // swapped with ready while it is worked through
 	connecting []*proxyConn
 	checking   []*proxyConn // swapped with connecting when deadlines are checked
 	nextScan   time.Time
@@ -301,6 +345,8 @@ type side struct {
 	pending  []byte // read from peer, not yet written to fd (the peer is not read meanwhile)
 	off      int    // written part of pending
 	readable bool   // data or EOF may be waiting to be read
+	urgent   bool   // TCP urgent data arrived: a read may stop short at its mark, so read until EAGAIN
+	queued   bool   // in loop.ready
 	rdhup    bool   // the peer shut down its writing: reading goes on until EOF
 	eof      bool   // read returned EOF
 	shut     bool   // writing to fd has been shut down
@@ -308,7 +354,8 @@ type side struct {
 
 func (sd *side) pendingLen() int { return len(sd.pending) - sd.off }
 
-func newLoop(p *epollPath, accept bool) (*loop, error) {
+// newLoop creates a loop accepting on lfd (none when -1).
+func newLoop(p *epollPath, lfd int) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -329,13 +376,14 @@ func newLoop(p *epollPath, accept bool) (*loop, error) {
 		epfd:      epfd,
 		file:      file,
 		evfd:      evfd,
+		lfd:       lfd,
 		buf:       make([]byte, loopBufSize),
 		events:    make([]unix.EpollEvent, loopMaxEvents),
 		scanEvery: min(maxScanEvery, max(p.s.dial/10, time.Millisecond)),
 	}
 	err = l.ctl(unix.EPOLL_CTL_ADD, evfd, unix.EPOLLIN, 0)
-	if err == nil && accept {
-		err = l.ctl(unix.EPOLL_CTL_ADD, p.lfd, listenEvents, 0)
+	if err == nil && lfd >= 0 {
+		err = l.ctl(unix.EPOLL_CTL_ADD, lfd, listenEvents, 0)
 		l.listening, l.accepting = err == nil, err == nil
 	}
 	if err != nil {
@@ -403,7 +451,7 @@ func (l *loop) run() {
 							quit = true
 							return true
 						}
-					case fd == l.p.lfd && l.listening:
+					case fd == l.lfd && l.listening:
 						l.accept()
 					}
 					continue
@@ -415,7 +463,8 @@ func (l *loop) run() {
 				}
 			}
 			l.timers()
-			if n < len(l.events) && !level {
+			l.runReady()
+			if n < len(l.events) && !level && len(l.ready) == 0 {
 				// Every edge-triggered event was taken and new ones make
 				// the descriptor readable again: park without another
 				// epoll_wait. (A level-triggered one may still be ready
@@ -439,6 +488,23 @@ func (l *loop) run() {
 	}
 }
 
+// runReady resumes the sockets transfer deferred.
+func (l *loop) runReady() {
+	if len(l.ready) == 0 {
+		return
+	}
+	list := l.ready
+	l.ready = l.readyNext[:0]
+	for _, sd := range list {
+		sd.queued = false
+		if sd.fd >= 0 && !sd.conn.closed && sd.readable {
+			l.transfer(sd, sd.peer)
+		}
+	}
+	clear(list)
+	l.readyNext = list[:0]
+}
+
 // setDeadline sets the epoll descriptor's read deadline to the next connect
 // deadline check or resumption of accept, if any.
 func (l *loop) setDeadline() {
@@ -460,18 +526,21 @@ func (l *loop) setDeadline() {
 	l.file.SetReadDeadline(next) // cannot fail: the file is pollable and open
 }
 
-// release closes every connection of the loop and its own descriptors. It
-// also acknowledges a stop-accept request the loop can no longer answer.
+// release closes every connection of the loop. It also acknowledges a stop-accept request the loop can no longer answer.
 func (l *loop) release() {
 	l.closeAll()
 	if l.listening {
-		l.ctl(unix.EPOLL_CTL_DEL, l.p.lfd, 0, 0)
+		l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0, 0)
 		l.listening = false
 	}
 	if l.accepting {
 		l.accepting = false
 		l.p.acceptAck.Done()
 	}
+}
+
+// close closes the loop's own descriptors (not its listener: the path's).
+func (l *loop) close() {
 	unix.Close(l.evfd)
 	l.file.Close()
 }
@@ -483,7 +552,7 @@ func (l *loop) control() (quit bool) {
 	p := l.p
 	if p.stopAccept.Load() && l.accepting {
 		if l.listening {
-			l.ctl(unix.EPOLL_CTL_DEL, p.lfd, 0, 0)
+			l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0, 0)
 			l.listening = false
 		}
 		l.accepting = false
@@ -505,7 +574,7 @@ func (l *loop) timers() {
 	if !l.resumeAt.IsZero() && !now.Before(l.resumeAt) {
 		l.resumeAt = time.Time{}
 		if l.accepting && !l.listening {
-			if err := l.ctl(unix.EPOLL_CTL_ADD, l.p.lfd, listenEvents, 0); err != nil {
+			if err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, listenEvents, 0); err != nil {
 				l.pauseAccept(err)
 			} else {
 				l.listening = true
@@ -544,13 +613,13 @@ func (l *loop) expireConnects(now time.Time) {
 // accept takes new connections from the listener and starts connecting them.
 func (l *loop) accept() {
 	for range acceptBatch {
-		fd, err := raw6(unix.SYS_ACCEPT4, uintptr(l.p.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		fd, err := raw6(unix.SYS_ACCEPT4, uintptr(l.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
 				return
-			case unix.EINTR, unix.ECONNABORTED:
-				continue
+			case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM:
+				continue // this connection only (EPERM: a firewall rule)
 			}
 			// EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays readable,
 			// so stop watching it for a while instead of spinning.
@@ -568,7 +637,7 @@ func (l *loop) pauseAccept(err error) {
 	l.acceptDelay = min(max(2*l.acceptDelay, 5*time.Millisecond), time.Second)
 	l.p.s.log.Warn("accept failed", "err", err, "retry_in", l.acceptDelay)
 	if l.listening {
-		l.ctl(unix.EPOLL_CTL_DEL, l.p.lfd, 0, 0)
+		l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0, 0)
 		l.listening = false
 	}
 	l.resumeAt = time.Now().Add(l.acceptDelay)
@@ -723,6 +792,39 @@ func (l *loop) connectFailed(pc *proxyConn, err error) {
 	l.connectNext(pc)
 }
 
+// ephemeralPorts returns the kernel's range of local ports for outgoing
+// connections (net.ipv4.ip_local_port_range).
+var ephemeralPorts = sync.OnceValues(func() (lo, hi uint16) {
+	lo, hi = 32768, 60999 // the kernel's default
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	var l, h uint16
+	if _, err := fmt.Sscan(string(b), &l, &h); err == nil && l <= h {
+		return l, h
+	}
+	return lo, hi
+})
+
+// selfConnected reports whether the connected socket fd is connected to
+// itself: when nothing listens on a member's port and the port is one the
+// kernel picks as local port, a connect to the machine's own address can
+// get that very port and connect to itself (TCP simultaneous open). As
+// net.Dial does, treat that as a failed connect. Only then does it cost a
+// getsockname(2).
+func selfConnected(fd int, target netip.AddrPort) bool {
+	if lo, hi := ephemeralPorts(); target.Port() < lo || target.Port() > hi {
+		return false
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return false
+	}
+	local := tcpAddr(sa).AddrPort()
+	return local.Port() == target.Port() && local.Addr().Unmap() == target.Addr().Unmap()
+}
+
 // socketError returns the pending error of a socket whose connect failed.
 func socketError(fd int) error {
 	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -767,12 +869,19 @@ func (l *loop) handle(sd *side, ev uint32) {
 		case ev&unix.EPOLLOUT == 0:
 			return
 		}
+		if selfConnected(sd.fd, pc.target.ap) {
+			l.connectFailed(pc, errSelfConnect)
+			return
+		}
 		l.established(pc)
 		if pc.closed {
 			return
 		}
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+	if ev&unix.EPOLLPRI != 0 {
+		sd.urgent = true
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLPRI|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		// An error is read too: read(2) returns it and the connection ends.
 		sd.readable = true
 		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
@@ -793,9 +902,20 @@ func (l *loop) handle(sd *side, ev uint32) {
 // transfer moves what src has to dst until src is drained, dst stops taking
 // bytes (the rest waits in dst.pending and src is not read until it is
 // written), src ends (EOF: passed on as a half-close) or fails (both close).
+//
+// After maxReadsPerTurn full reads src is put on the loop's ready list and
+// resumed after the other ready sockets: one fast stream does not hold the
+// loop (the edge that reported it will not come again).
 func (l *loop) transfer(src, dst *side) {
 	pc := src.conn
-	for src.readable && !pc.closed {
+	for reads := 0; src.readable && !pc.closed; reads++ {
+		if reads == maxReadsPerTurn {
+			if !src.queued {
+				src.queued = true
+				l.ready = append(l.ready, src)
+			}
+			return
+		}
 		if src.eof {
 			src.readable = false
 			return
@@ -824,7 +944,7 @@ func (l *loop) transfer(src, dst *side) {
 		// A short read took everything there was; more data (or the FIN)
 		// arrives as a new edge. Unless the FIN is known to be there: then
 		// read on to the EOF now.
-		if n < len(l.buf) && !src.rdhup {
+		if n < len(l.buf) && !src.rdhup && !src.urgent {
 			src.readable = false
 		}
 	}
@@ -839,6 +959,7 @@ func (l *loop) write(dst *side, p []byte) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			l.p.heldBack.Add(1)
 			if dst.pending == nil {
 				if k := len(l.spare); k > 0 {
 					dst.pending, l.spare = l.spare[k-1], l.spare[:k-1]
@@ -855,8 +976,7 @@ func (l *loop) write(dst *side, p []byte) bool {
 	return true
 }
 
-// flush writes dst.pending; once it is all written, the peer is read again
-// or its EOF passed on.
+// flush writes dst.pending; once it is all written, the peer is read again.
 func (l *loop) flush(dst *side) {
 	for dst.pendingLen() > 0 {
 		n, err := rawWrite(dst.fd, dst.pending[dst.off:])
@@ -872,25 +992,18 @@ func (l *loop) flush(dst *side) {
 		dst.off += n
 	}
 	dst.pending, dst.off = dst.pending[:0], 0
-	src := dst.peer
-	if src.eof {
-		l.endDirection(src, dst)
-		return
-	}
-	if src.readable {
+	if src := dst.peer; src.readable {
 		l.transfer(src, dst)
 	}
 }
 
-// endDirection passes src's EOF on to dst once every byte is written: as a
-// half-close (shutdown(2)) while the other direction is open, or by closing
-// both sockets when this is the direction that ends last (every byte
-// received has been read, so the close sends the same FIN, not a reset).
+// endDirection passes src's EOF on to dst (every byte src sent is written:
+// EOF is only read when nothing is pending): as a half-close (shutdown(2))
+// while the other direction is open, or by closing both sockets when this is
+// the direction that ends last (every byte received has been read, so the
+// close sends the same FIN, not a reset).
 func (l *loop) endDirection(src, dst *side) {
-	if dst.pendingLen() > 0 {
-		return // flush calls again
-	}
-	if dst.eof && src.pendingLen() == 0 {
+	if dst.eof {
 		l.finish(src.conn)
 		return
 	}
@@ -944,9 +1057,11 @@ func rawRead(fd int, p []byte) (int, error) {
 	return int(r), errnoErr(e)
 }
 
-// rawWrite is write(2) on a non-blocking descriptor.
+// rawWrite is write(2) on a non-blocking socket, as send(2) with
+// MSG_NOSIGNAL: a peer that reset the connection gives EPIPE without a
+// SIGPIPE to deliver (and ignore).
 func rawWrite(fd int, p []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	r, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 	return int(r), errnoErr(e)
 }
 
