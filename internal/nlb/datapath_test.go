@@ -351,8 +351,9 @@ func TestSelfConnected(t *testing.T) {
 	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
 		t.Skipf("no self-connect on this kernel: %v", err)
 	}
+	l := &loop{}
 	self := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
-	if !selfConnected(fd, self) {
+	if !l.selfConnected(fd, self) {
 		t.Errorf("selfConnected(socket connected to itself at %v) = false, want true", self)
 	}
 
@@ -371,7 +372,7 @@ func TestSelfConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got bool
-	raw.Control(func(cfd uintptr) { got = selfConnected(int(cfd), ln.Addr().(*net.TCPAddr).AddrPort()) })
+	raw.Control(func(cfd uintptr) { got = l.selfConnected(int(cfd), ln.Addr().(*net.TCPAddr).AddrPort()) })
 	if got {
 		t.Errorf("selfConnected(ordinary connection to %v) = true, want false", ln.Addr())
 	}

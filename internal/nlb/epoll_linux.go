@@ -321,6 +321,7 @@ type loop struct {
 	ev     unix.EpollEvent // argument of epoll_ctl, kept here so it does not escape per call
 	rsa4   unix.RawSockaddrInet4
 	rsa6   unix.RawSockaddrInet6
+	rsaAny unix.RawSockaddrAny // getsockname's result
 }
 
 // proxyConn is one client connection and its member connection.
@@ -811,17 +812,30 @@ var ephemeralPorts = sync.OnceValues(func() (lo, hi uint16) {
 // itself: when nothing listens on a member's port and the port is one the
 // kernel picks as local port, a connect to the machine's own address can
 // get that very port and connect to itself (TCP simultaneous open). As
-// net.Dial does, treat that as a failed connect. Only then does it cost a
-// getsockname(2).
-func selfConnected(fd int, target netip.AddrPort) bool {
+// net.Dial does, treat that as a failed connect. Only for a port in that
+// range does it cost a getsockname(2).
+func (l *loop) selfConnected(fd int, target netip.AddrPort) bool {
 	if lo, hi := ephemeralPorts(); target.Port() < lo || target.Port() > hi {
 		return false
 	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, e := syscall.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&l.rsaAny)), uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
 		return false
 	}
-	local := tcpAddr(sa).AddrPort()
+	var local netip.AddrPort
+	switch l.rsaAny.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&l.rsaAny))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		local = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&l.rsaAny))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		local = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	default:
+		return false
+	}
 	return local.Port() == target.Port() && local.Addr().Unmap() == target.Addr().Unmap()
 }
 
@@ -869,7 +883,7 @@ func (l *loop) handle(sd *side, ev uint32) {
 		case ev&unix.EPOLLOUT == 0:
 			return
 		}
-		if selfConnected(sd.fd, pc.target.ap) {
+		if l.selfConnected(sd.fd, pc.target.ap) {
 			l.connectFailed(pc, errSelfConnect)
 			return
 		}
