@@ -36,7 +36,12 @@ const (
 // everything, so no epoll_ctl(2) is needed after EPOLL_CTL_ADD; closing a
 // socket removes it from the epoll set.
 const (
-	connEvents   = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	// A connected socket is watched for input only; EPOLLOUT is added
+	// (EPOLL_CTL_MOD) the first time a write does not go through. Watching
+	// it from the start would make every registration of a writable
+	// socket an event, i.e. a wake-up of the loop for nothing.
+	inEvents     = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLRDHUP | unix.EPOLLET
+	inOutEvents  = inEvents | unix.EPOLLOUT
 	listenEvents = unix.EPOLLIN
 )
 
@@ -347,6 +352,7 @@ type side struct {
 	off      int    // written part of pending
 	readable bool   // data or EOF may be waiting to be read
 	urgent   bool   // TCP urgent data arrived: a read may stop short at its mark, so read until EAGAIN
+	outOn    bool   // EPOLLOUT is in the socket's event mask
 	queued   bool   // in loop.ready
 	rdhup    bool   // the peer shut down its writing: reading goes on until EOF
 	eof      bool   // read returned EOF
@@ -659,7 +665,58 @@ func (l *loop) open(cfd int) {
 		l.finish(pc)
 		return
 	}
+	// The client usually sent its first bytes right after connecting,
+	// before this accept: take them now, so they can go out with the
+	// member's connect (see connectNext). They wait in pc.backend.pending,
+	// which is kept when a connect fails and the next member is tried.
+	n, err := rawRead(cfd, l.buf)
+	switch {
+	case err == unix.EAGAIN:
+		// Nothing yet: the registration will report it.
+	case err != nil:
+		l.finish(pc) // reset before anything arrived
+		return
+	case n == 0:
+		pc.client.readable = true // EOF, read again once connected
+	default:
+		l.hold(&pc.backend, l.buf[:n])
+		pc.client.readable = n == len(l.buf) || pc.client.urgent
+	}
 	l.connectNext(pc)
+}
+
+// hold keeps p in sd.pending, to be written when sd takes it.
+func (l *loop) hold(sd *side, p []byte) {
+	if sd.pending == nil {
+		if k := len(l.spare); k > 0 {
+			sd.pending, l.spare = l.spare[k-1], l.spare[:k-1]
+		}
+	}
+	sd.pending, sd.off = append(sd.pending[:0], p...), 0
+}
+
+// register adds sd's socket to the epoll set, with EPOLLOUT if out.
+func (l *loop) register(sd *side, out bool) error {
+	ev := uint32(inEvents)
+	if out {
+		ev = inOutEvents
+	}
+	sd.outOn = out
+	return l.ctl(unix.EPOLL_CTL_ADD, sd.fd, ev, sd.gen)
+}
+
+// wantOut adds EPOLLOUT to sd's event mask (once); false when that failed
+// and the connection was closed.
+func (l *loop) wantOut(sd *side) bool {
+	if sd.outOn {
+		return true
+	}
+	if err := l.ctl(unix.EPOLL_CTL_MOD, sd.fd, inOutEvents, sd.gen); err != nil {
+		l.finish(sd.conn)
+		return false
+	}
+	sd.outOn = true
+	return true
 }
 
 // track records sd under its descriptor with a fresh gen.
@@ -685,7 +742,7 @@ func (l *loop) closeSide(sd *side) {
 	l.sides[sd.fd] = nil
 	closeFD(sd.fd)
 	sd.fd = -1
-	if sd.pending != nil {
+	if sd.pending != nil && sd.conn.closed { // else: the client's first bytes, for the next member
 		if len(l.spare) < maxSpare {
 			l.spare = append(l.spare, sd.pending[:0])
 		}
@@ -727,15 +784,25 @@ func (l *loop) connectNext(pc *proxyConn) {
 		pc.tries++
 		pc.target = t
 		fd, err := l.connect(t.ap)
+		if err == nil && l.selfConnected(fd, t.ap) {
+			closeFD(fd)
+			err = errSelfConnect
+		}
 		if err == nil {
 			pc.backend.fd = fd
 			l.track(&pc.backend)
-			err = l.ctl(unix.EPOLL_CTL_ADD, fd, connEvents, pc.backend.gen)
-			if err == nil {
-				pc.connecting = true
-				pc.deadline = time.Now().Add(s.dial)
-				l.connecting = append(l.connecting, pc)
-				return
+			var up bool
+			if up, err = l.sendEarly(pc); err == nil {
+				if err = l.register(&pc.backend, !up || pc.backend.pendingLen() > 0); err == nil {
+					if up {
+						l.established(pc)
+						return
+					}
+					pc.connecting = true
+					pc.deadline = time.Now().Add(s.dial)
+					l.connecting = append(l.connecting, pc)
+					return
+				}
 			}
 			l.closeSide(&pc.backend)
 		}
@@ -744,6 +811,36 @@ func (l *loop) connectNext(pc *proxyConn) {
 	}
 	s.rejected.Add(1)
 	l.finish(pc)
+}
+
+// sendEarly writes the client's first bytes (held in pc.backend.pending) to
+// the member socket whose connect was just started. On loopback the
+// handshake is usually complete by the time connect(2) returns (with
+// EINPROGRESS): then the write goes through and up is true, and the loop
+// need not wait for the connect to be reported. EAGAIN means still
+// connecting (up false, nil); another error means the connect failed.
+// Nothing is tried without bytes to send.
+func (l *loop) sendEarly(pc *proxyConn) (up bool, err error) {
+	sd := &pc.backend
+	if sd.pendingLen() == 0 {
+		return false, nil
+	}
+	for {
+		n, err := rawWrite(sd.fd, sd.pending[sd.off:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err != nil:
+			return false, os.NewSyscallError("connect", err)
+		}
+		sd.off += n
+		if sd.pendingLen() == 0 {
+			sd.pending, sd.off = sd.pending[:0], 0
+		}
+		return true, nil
+	}
 }
 
 // connect starts a non-blocking connect to ap and returns the socket.
@@ -808,12 +905,13 @@ var ephemeralPorts = sync.OnceValues(func() (lo, hi uint16) {
 	return lo, hi
 })
 
-// selfConnected reports whether the connected socket fd is connected to
-// itself: when nothing listens on a member's port and the port is one the
-// kernel picks as local port, a connect to the machine's own address can
-// get that very port and connect to itself (TCP simultaneous open). As
-// net.Dial does, treat that as a failed connect. Only for a port in that
-// range does it cost a getsockname(2).
+// selfConnected reports whether the socket fd, whose connect to target has
+// been started, connects to itself: when nothing listens on a member's port
+// and the port is one the kernel picks as local port, a connect to the
+// machine's own address can get that very port and connect to itself (TCP
+// simultaneous open). As net.Dial does, treat that as a failed connect. The
+// local port is known once connect(2) returned; only for a target port in
+// that range does the check cost a getsockname(2).
 func (l *loop) selfConnected(fd int, target netip.AddrPort) bool {
 	if lo, hi := ephemeralPorts(); target.Port() < lo || target.Port() > hi {
 		return false
@@ -857,16 +955,16 @@ func (l *loop) established(pc *proxyConn) {
 	pc.m = pc.target.m
 	pc.m.total.Add(1)
 	pc.m.active.Add(1)
-	// The client has usually sent its request by now (it did not wait for
-	// the member): forward it before the client socket joins the epoll set,
-	// saving a round through the poller. Whatever comes later, or did not
-	// fit, is reported by epoll from the registration on.
-	pc.client.readable = true
-	l.transfer(&pc.client, &pc.backend)
-	if pc.closed {
-		return
+	// What the client sent beyond its first bytes (open read them), or its
+	// EOF, goes now; whatever comes later is reported by epoll from the
+	// registration on.
+	if pc.client.readable {
+		l.transfer(&pc.client, &pc.backend)
+		if pc.closed {
+			return
+		}
 	}
-	if err := l.ctl(unix.EPOLL_CTL_ADD, pc.client.fd, connEvents, pc.client.gen); err != nil {
+	if err := l.register(&pc.client, false); err != nil {
 		l.p.s.log.Warn("client connection dropped", "err", err)
 		l.finish(pc)
 	}
@@ -881,10 +979,6 @@ func (l *loop) handle(sd *side, ev uint32) {
 			l.connectFailed(pc, socketError(sd.fd))
 			return
 		case ev&unix.EPOLLOUT == 0:
-			return
-		}
-		if l.selfConnected(sd.fd, pc.target.ap) {
-			l.connectFailed(pc, errSelfConnect)
 			return
 		}
 		l.established(pc)
@@ -974,13 +1068,8 @@ func (l *loop) write(dst *side, p []byte) bool {
 			continue
 		case err == unix.EAGAIN:
 			l.p.heldBack.Add(1)
-			if dst.pending == nil {
-				if k := len(l.spare); k > 0 {
-					dst.pending, l.spare = l.spare[k-1], l.spare[:k-1]
-				}
-			}
-			dst.pending, dst.off = append(dst.pending[:0], p...), 0
-			return true
+			l.hold(dst, p)
+			return l.wantOut(dst)
 		case err != nil:
 			l.finish(dst.conn)
 			return false
