@@ -68,7 +68,10 @@ var (
 // read that ends in EAGAIN in the usual exchange (edge-triggered events and
 // short reads tell when a socket is drained), no EPOLL_CTL_DEL, and one
 // goroutine wake-up per batch of events instead of one per message and
-// direction.
+// direction. The client's first bytes go out right after connect(2) (see
+// sendEarly) and sockets are watched for writability only once a write
+// stalls, so a short exchange wakes the loop for the accept, the answer and
+// the ends of the connection only.
 type epollPath struct {
 	lfds  []int        // listening sockets, non-blocking; loop i accepts on lfds[i] if it has one
 	laddr *net.TCPAddr // where lfds[0] is bound
