@@ -74,8 +74,7 @@ var (
 // the ends of the connection only.
 type epollPath struct {
 	lfds  []int        // listening sockets, non-blocking; loop i accepts on lfds[i] if it has one
-	laddr *net.TCPAddr // where lfds[0] is bound
-	bind  *net.TCPAddr // where the other loops' listeners bind: laddr's port, the requested IP
+	laddr *net.TCPAddr // where lfds[0] is bound; the other loops' listeners bind there too
 	s     *Service     // set by start
 
 	loops   []*loop
@@ -117,10 +116,7 @@ func newEpollPath(listen string) (dataPath, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen tcp %s: %w", listen, os.NewSyscallError("getsockname", err))
 	}
-	laddr := tcpAddr(sa)
-	bind := *ta
-	bind.Port = laddr.Port
-	return &epollPath{lfds: []int{fd}, laddr: laddr, bind: &bind}, nil
+	return &epollPath{lfds: []int{fd}, laddr: tcpAddr(sa)}, nil
 }
 
 // listenSocket returns a bound, listening, non-blocking socket for ta with
@@ -221,7 +217,7 @@ func (p *epollPath) start(s *Service) error {
 	for i := range runtime.GOMAXPROCS(0) {
 		lfd := p.lfds[0]
 		if i > 0 {
-			fd, err := listenSocket(p.bind)
+			fd, err := listenSocket(p.laddr)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("listener of loop %d: %w", i, err))
 				continue
