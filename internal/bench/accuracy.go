@@ -95,14 +95,14 @@ func stallQuantile(q float64, stall, d, base time.Duration) time.Duration {
 	return max(stall-below, base)
 }
 
-// median of durations (mean of the middle two for an even count; 0 if
-// empty).
-func median(ds []time.Duration) time.Duration {
-	n := len(ds)
+// median of vs (mean of the middle two for an even count; 0 if empty). It
+// sorts a copy: vs is not changed.
+func median[T ~int64 | ~float64](vs []T) T {
+	n := len(vs)
 	if n == 0 {
 		return 0
 	}
-	s := slices.Clone(ds)
+	s := slices.Clone(vs)
 	slices.Sort(s)
 	if n%2 == 1 {
 		return s[n/2]

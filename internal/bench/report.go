@@ -95,6 +95,10 @@ type RateComparison struct {
 	HAProxyAddedP99MS float64      `json:"haproxy_added_p99_ms"`
 	RatioP50          *float64     `json:"ratio_p50"`
 	RatioP99          *float64     `json:"ratio_p99"`
+	// ExcessP50 and ExcessP99 check the overhead goal at this rate, with
+	// how sure the run can be of it (see Excess).
+	ExcessP50 Excess `json:"excess_p50"`
+	ExcessP99 Excess `json:"excess_p99"`
 }
 
 // TargetResult is one target at one rate over all its windows. P50MS and
@@ -213,8 +217,11 @@ type StallResult struct {
 
 // Goal statuses.
 const (
-	GoalMet         = "met"
-	GoalNotMet      = "not met"
+	GoalMet    = "met"
+	GoalNotMet = "not met"
+	// GoalWithinNoise: nothing measured is clearly off the goal, but some
+	// figure is too noisy to tell whether it is met.
+	GoalWithinNoise = "within noise"
 	GoalNotMeasured = "not measured"
 )
 
@@ -261,6 +268,16 @@ func WriteTable(w io.Writer, r *Report) error {
 				fms(c.HAProxyAddedP50MS), fms(c.HAProxyAddedP99MS), ratio(c.RatioP50), ratio(c.RatioP99),
 				f1(c.NLB.CPUUSPerReq), f1(c.HAProxy.CPUUSPerReq),
 				c.Direct.Errors+c.Direct.Missed, c.NLB.Errors+c.NLB.Missed, c.HAProxy.Errors+c.HAProxy.Missed)
+		}
+		flush(tw)
+		fmt.Fprintf(&buf, "Goal check: NLB added - %g x HAProxy added (ms; <= 0 meets the goal), with its %g%% interval over the windows\n",
+			GoalOverheadRatio, ExcessLevel*100)
+		tw = tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "rate/s\tp50 excess\tinterval\tverdict\tp99 excess\tinterval\tverdict\t")
+		for _, c := range m.Rates {
+			fmt.Fprintf(tw, "%s\t%+.3f\t%+.3f to %+.3f\t%s\t%+.3f\t%+.3f to %+.3f\t%s\t\n", rate(c.Rate),
+				c.ExcessP50.MS, c.ExcessP50.LowMS, c.ExcessP50.HighMS, c.ExcessP50.Verdict,
+				c.ExcessP99.MS, c.ExcessP99.LowMS, c.ExcessP99.HighMS, c.ExcessP99.Verdict)
 		}
 		flush(tw)
 	}

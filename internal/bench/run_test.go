@@ -94,6 +94,11 @@ func TestRunTiny(t *testing.T) {
 				t.Errorf("%s %s: %d windows, sent %d, ok %d; want 2 windows, 16 sent, some ok", m.Conn, name, len(tr.Windows), tr.Sent, tr.OK)
 			}
 		}
+		for _, ex := range []Excess{c.ExcessP50, c.ExcessP99} {
+			if ex.Verdict == "" || ex.LowMS > ex.HighMS {
+				t.Errorf("%s: goal check %+v; want a verdict and low <= high", m.Conn, ex)
+			}
+		}
 		if c.NLB.CPUUSPerReq < 0 || c.Direct.CPUUSPerReq != 0 {
 			t.Errorf("%s: cpu per request nlb %g direct %g; want >= 0 and 0", m.Conn, c.NLB.CPUUSPerReq, c.Direct.CPUUSPerReq)
 		}
@@ -127,7 +132,7 @@ func TestRunTiny(t *testing.T) {
 		t.Errorf("goals %+v; want 4 (latency per mode, rate, stall)", rep.Goals)
 	}
 	for _, g := range rep.Goals {
-		if g.Status != GoalMet && g.Status != GoalNotMet && g.Status != GoalNotMeasured {
+		if g.Status != GoalMet && g.Status != GoalNotMet && g.Status != GoalWithinNoise && g.Status != GoalNotMeasured {
 			t.Errorf("goal %+v: unknown status", g)
 		}
 	}
