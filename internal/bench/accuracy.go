@@ -74,7 +74,7 @@ func arrivalAccuracy(requested float64, duration time.Duration, started int64, p
 }
 
 // quantile is the nearest-rank q-quantile of sorted values (0 if empty).
-func quantile(sorted []time.Duration, q float64) time.Duration {
+func quantile[T ~int64 | ~float64](sorted []T, q float64) T {
 	n := len(sorted)
 	if n == 0 {
 		return 0

@@ -3,6 +3,7 @@ package bench
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -42,8 +43,8 @@ func TestExcessOf(t *testing.T) {
 		// HAProxy added nothing, so the NLB may not either.
 		{"haproxy added nothing", 0, 0.001, 10, 0.5, 0.55, 0.45, GoalNotMet, 0.05, 0.005},
 		// Too few rounds to know the noise, however clear they look.
-		{"four rounds", 0, 0, 4, 0.5, 0.6, 0.8, GoalWithinNoise, -0.26, 0.001},
-		{"five rounds", 0, 0, 5, 0.5, 0.6, 0.8, GoalMet, -0.26, 0.001},
+		{"seven rounds", 0, 0, 7, 0.5, 0.6, 0.8, GoalWithinNoise, -0.26, 0.001},
+		{"eight rounds", 0, 0, 8, 0.5, 0.6, 0.8, GoalMet, -0.26, 0.001},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +59,9 @@ func TestExcessOf(t *testing.T) {
 			if !math.IsNaN(tt.wantMS) && math.Abs(got.MS-tt.wantMS) > tt.tol {
 				t.Errorf("excessOf ms = %.3f; want %.3f ± %.3f", got.MS, tt.wantMS, tt.tol)
 			}
+			if got.Rounds != tt.n {
+				t.Errorf("excessOf rounds = %d; want %d", got.Rounds, tt.n)
+			}
 			if again := excessOf(d, l, h); again != got {
 				t.Errorf("second excessOf = %+v; want the same %+v (fixed seed)", again, got)
 			}
@@ -65,13 +69,37 @@ func TestExcessOf(t *testing.T) {
 	}
 }
 
+// TestExcessOfVerdictByInterval: the verdict follows the interval, not the
+// figure. Four of ten rounds have a fast NLB: the figure (from the medians)
+// is over, but resamples with five or more of those rounds are not, so the
+// run cannot tell.
+func TestExcessOfVerdictByInterval(t *testing.T) {
+	direct := []float64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	ha := []float64{1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1}
+	nlb := []float64{1.4, 0.2, 1.4, 1.4, 0.2, 1.4, 1.4, 0.2, 1.4, 0.2}
+	got := excessOf(direct, nlb, ha)
+	if got.MS != 0.28 || got.LowMS > 0 || got.HighMS != 0.28 || got.Verdict != GoalWithinNoise {
+		t.Errorf("excessOf = %+v; want ms +0.28, interval from <= 0 to +0.28, within noise", got)
+	}
+	// Pinned for fixed windows: a change of ExcessLevel, the block length,
+	// the resampling or the seed moves these bounds.
+	d, l, h := rounds(10, 0, 2, 1, 1.2, 1.2)
+	if got := excessOf(d, l, h); got.LowMS != -1.960 || got.HighMS != 0.588 {
+		t.Errorf("excessOf(noisy rounds) interval %+.3f to %+.3f; want -1.960 to +0.588 (pinned)", got.LowMS, got.HighMS)
+	}
+}
+
 func TestExcessOfShortInput(t *testing.T) {
 	if got := excessOf(nil, []float64{1}, []float64{1}); got != (Excess{Verdict: GoalWithinNoise}) {
 		t.Errorf("excessOf with no direct windows = %+v; want zero figures, %q", got, GoalWithinNoise)
 	}
-	// Rounds past the shortest slice are ignored: the outlier in nlb[2] has no round.
-	got := excessOf([]float64{1, 1, 1, 1, 1}, []float64{1.1, 1.1, 1.1, 1.1, 1.1, 50}, []float64{1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5})
-	if got.MS != round3(0.1-1.2*0.5) || got.Verdict != GoalMet {
-		t.Errorf("excessOf with uneven slices = %+v; want ms %.3f, met", got, 0.1-1.2*0.5)
+	// Rounds past the shortest slice are ignored: counted, nlb's median
+	// would be 50.
+	direct := []float64{1, 1, 1, 1, 1, 1, 1, 1}
+	nlb := append([]float64{1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1}, slices.Repeat([]float64{50}, 9)...)
+	ha := slices.Repeat([]float64{1.5}, 10)
+	got := excessOf(direct, nlb, ha)
+	if got.MS != round3(0.1-1.2*0.5) || got.Rounds != 8 || got.Verdict != GoalMet {
+		t.Errorf("excessOf with uneven slices = %+v; want ms %.3f, 8 rounds, met", got, 0.1-1.2*0.5)
 	}
 }

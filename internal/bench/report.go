@@ -270,8 +270,11 @@ func WriteTable(w io.Writer, r *Report) error {
 				c.Direct.Errors+c.Direct.Missed, c.NLB.Errors+c.NLB.Missed, c.HAProxy.Errors+c.HAProxy.Missed)
 		}
 		flush(tw)
-		fmt.Fprintf(&buf, "Goal check: NLB added - %g x HAProxy added (ms; <= 0 meets the goal), with its %g%% interval over the windows\n",
-			GoalOverheadRatio, ExcessLevel*100)
+		if len(m.Rates) == 0 {
+			continue
+		}
+		fmt.Fprintf(&buf, "Goal check: NLB added - %g x HAProxy added (ms; <= 0 meets the goal), with its %g%% interval over %d rounds of windows (at least %d to judge)\n",
+			GoalOverheadRatio, ExcessLevel*100, m.Rates[0].ExcessP50.Rounds, ExcessMinRounds)
 		tw = tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "rate/s\tp50 excess\tinterval\tverdict\tp99 excess\tinterval\tverdict\t")
 		for _, c := range m.Rates {

@@ -27,7 +27,8 @@ func fixture() *Report {
 			Modes: []ModeReport{
 				{Conn: ConnNew, Rates: []RateComparison{{Rate: 500, Direct: tr(0.7, 3, 0), NLB: tr(1.0, 4, 520.5), HAProxy: tr(0.95, 3.5, 300),
 					NLBAddedP50MS: 0.3, NLBAddedP99MS: 1, HAProxyAddedP50MS: 0.25, HAProxyAddedP99MS: 0.5, RatioP50: ptr(1.2), RatioP99: ptr(2),
-					ExcessP50: Excess{MS: 0, LowMS: -0.05, HighMS: 0.05, Verdict: GoalWithinNoise}, ExcessP99: Excess{MS: 0.4, LowMS: 0.25, HighMS: 0.5, Verdict: GoalNotMet}}}},
+					ExcessP50: Excess{MS: 0, LowMS: -0.05, HighMS: 0.05, Rounds: 2, Verdict: GoalWithinNoise},
+					ExcessP99: Excess{MS: 0.4, LowMS: 0.25, HighMS: 0.5, Rounds: 2, Verdict: GoalWithinNoise}}}},
 				{Conn: ConnReuse, Rates: []RateComparison{{Rate: 500, Direct: tr(0.4, 2, 0), NLB: tr(0.5, 2, 200), HAProxy: tr(0.55, 2.5, 120),
 					NLBAddedP50MS: 0.1, NLBAddedP99MS: 0, HAProxyAddedP50MS: 0.15, HAProxyAddedP99MS: -0.2, RatioP50: ptr(0.667)}}},
 			},
@@ -60,9 +61,9 @@ func TestWriteTable(t *testing.T) {
 		{"Load balancer latency, a new connection per request", "median of 1s windows, 4s per target and rate"},
 		{"rate/s", "direct p50", "nlb p50", "haproxy p50", "ratio p50", "cpu µs/req nlb", "errors d/n/h"},
 		{"500", "0.700", "3.000", "1.000", "4.000", "0.950", "3.500", "0.300", "1.000", "0.250", "0.500", "1.20", "2.00", "520.5", "300.0", "0/0/0"},
-		{"Goal check: NLB added - 1.2 x HAProxy added", "95% interval"},
+		{"Goal check: NLB added - 1.2 x HAProxy added", "95% interval over 2 rounds"},
 		{"rate/s", "p50 excess", "interval", "verdict", "p99 excess", "interval", "verdict"},
-		{"500", "+0.000", "-0.050 to +0.050", "within noise", "+0.400", "+0.250 to +0.500", "not met"},
+		{"500", "+0.000", "-0.050 to +0.050", "within noise", "+0.400", "+0.250 to +0.500", "within noise"},
 		{"Load balancer latency, kept-alive connections"},
 		{"500", "0.400", "0.100", "0.000", "0.150", "-0.200", "0.67", "n/a", "200.0", "120.0"},
 		{"Highest sustained rate, a new connection per request", "< 1% errors and p99 <= 1000ms", "2s trials"},
@@ -121,7 +122,7 @@ func TestWriteJSON(t *testing.T) {
 	for _, key := range []string{`"started": "2026-11-25T12:00:00Z"`, `"load_avg_start": 0.5`, `"conns": [`, `"modes": [`,
 		`"conn": "reuse"`, `"nlb_added_p50_ms": 0.3`, `"ratio_p99": null`, `"cpu_us_per_req": 520.5`, `"max_rate": {`,
 		`"lowest_fail": 10000`, `"nlb_ratio": 0.864`, `"timing_p99_ms": 4.5`, `"expected_p99_ms": 960`, `"status": "met"`,
-		`"stopped": true`, `"excess_p99": {`, `"verdict": "not met"`, `"low_ms": 0.25`} {
+		`"stopped": true`, `"excess_p99": {`, `"rounds": 2`, `"low_ms": 0.25`} {
 		if !strings.Contains(buf.String(), key) {
 			t.Errorf("JSON lacks %s:\n%s", key, buf.String())
 		}
@@ -140,11 +141,24 @@ func TestWriteJSON(t *testing.T) {
 }
 
 func TestEvaluateGoals(t *testing.T) {
+	// ex is a goal check with the verdict v, its interval as wide as
+	// excessOf could have made it for that verdict.
+	ex := func(nlb, ha float64, v string) Excess {
+		e := Excess{MS: round3(excessFrom(0, nlb, ha)), Rounds: 10, Verdict: v}
+		switch v {
+		case GoalMet:
+			e.LowMS, e.HighMS = e.MS-0.1, 0
+		case GoalNotMet:
+			e.LowMS, e.HighMS = 0.001, e.MS+0.1
+		default:
+			e.LowMS, e.HighMS = -0.5, 0.5
+		}
+		return e
+	}
 	// rc is one rate whose p50 and p99 checks came out as v50 and v99.
 	rc := func(nlb50, ha50, nlb99, ha99 float64, v50, v99 string) RateComparison {
 		return RateComparison{Rate: 500, NLBAddedP50MS: nlb50, HAProxyAddedP50MS: ha50, NLBAddedP99MS: nlb99, HAProxyAddedP99MS: ha99,
-			ExcessP50: Excess{MS: nlb50 - 1.2*ha50, LowMS: -0.5, HighMS: 0.5, Verdict: v50},
-			ExcessP99: Excess{MS: nlb99 - 1.2*ha99, LowMS: -0.5, HighMS: 0.5, Verdict: v99}}
+			ExcessP50: ex(nlb50, ha50, v50), ExcessP99: ex(nlb99, ha99, v99)}
 	}
 	acc := func(rate, errPct float64) Accuracy { return Accuracy{Conn: ConnNew, Requested: rate, ErrorPct: errPct} }
 	tests := []struct {
@@ -162,14 +176,14 @@ func TestEvaluateGoals(t *testing.T) {
 			Proxy:     ProxyReport{Modes: []ModeReport{{Conn: ConnReuse, Rates: []RateComparison{rc(0.31, 0.25, 1, 1, GoalNotMet, GoalWithinNoise)}}}},
 			Generator: GeneratorReport{Rates: []Accuracy{acc(2000, -1.5)}, Stall: []StallResult{{Shows: true}, {Shows: false}}},
 		}, Config{Rates: []float64{2000}}, []string{GoalNotMet, GoalNotMet, GoalNotMet},
-			[]string{"not met at 500/s p50 +0.310 vs +0.250 ms (excess +0.010, 95% interval -0.500 to +0.500); within noise at 500/s p99", "off at new 2000/s -1.50%", ""}},
+			[]string{"not met at 500/s p50 +0.310 vs +0.250 ms (excess +0.010, 95% interval +0.001 to +0.110); within noise at 500/s p99", "off at new 2000/s -1.50%", ""}},
 		{"within noise", Report{
 			Proxy: ProxyReport{Modes: []ModeReport{{Conn: ConnReuse, Rates: []RateComparison{rc(0.1, 0.2, 0.4, 0.3, GoalMet, GoalWithinNoise)}}}},
 		}, Config{Rates: []float64{500}}, []string{GoalWithinNoise, GoalNotMeasured, GoalNotMeasured},
 			[]string{"within noise at 500/s p99 +0.400 vs +0.300 ms (excess +0.040, 95% interval -0.500 to +0.500); met at 500/s p50 +0.100 vs +0.200 ms", "no rate", "skipped"}},
 		{"haproxy added nothing", Report{
 			Proxy: ProxyReport{Modes: []ModeReport{{Conn: ConnNew, Rates: []RateComparison{rc(0.01, -0.02, -1, -2, GoalNotMet, GoalMet)}}}},
-		}, Config{Rates: []float64{500}}, []string{GoalNotMet, GoalNotMeasured, GoalNotMeasured}, []string{"not met at 500/s p50 +0.010 vs -0.020", "no rate", "skipped"}},
+		}, Config{Rates: []float64{500}}, []string{GoalNotMet, GoalNotMeasured, GoalNotMeasured}, []string{"not met at 500/s p50 +0.010 vs -0.020 ms (excess +0.010, 95% interval +0.001 to +0.110)", "no rate", "skipped"}},
 		{"low rates only", Report{
 			Proxy:     ProxyReport{Modes: []ModeReport{{Conn: ConnNew}}},
 			Generator: GeneratorReport{Rates: []Accuracy{acc(100, 0)}},

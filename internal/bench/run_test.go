@@ -95,8 +95,9 @@ func TestRunTiny(t *testing.T) {
 			}
 		}
 		for _, ex := range []Excess{c.ExcessP50, c.ExcessP99} {
-			if ex.Verdict == "" || ex.LowMS > ex.HighMS {
-				t.Errorf("%s: goal check %+v; want a verdict and low <= high", m.Conn, ex)
+			// Two rounds are too few to judge, whatever they show.
+			if ex.Rounds != 2 || ex.Verdict != GoalWithinNoise || ex.LowMS > ex.HighMS {
+				t.Errorf("%s: goal check %+v; want 2 rounds, within noise, low <= high", m.Conn, ex)
 			}
 		}
 		if c.NLB.CPUUSPerReq < 0 || c.Direct.CPUUSPerReq != 0 {
