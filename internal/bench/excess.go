@@ -26,11 +26,11 @@ type Excess struct {
 const (
 	// ExcessLevel is the confidence level of Excess's interval.
 	ExcessLevel = 0.95
-	// ExcessMinRounds: with fewer rounds a bootstrap says too little about
-	// the machine's noise (a check whose true excess is 0 would come out
-	// met or not met well over the nominal 5 % of runs), so the verdict
-	// stays GoalWithinNoise.
-	ExcessMinRounds = 8
+	// ExcessMinRounds: with fewer rounds the bootstrap interval is too
+	// narrow (a check whose true excess is 0 comes out met or not met in
+	// more runs than the nominal 5 %), so the verdict stays
+	// GoalWithinNoise. The defaults give 10 rounds.
+	ExcessMinRounds = 10
 	// excessResamples is the number of bootstrap resamples.
 	excessResamples = 2000
 )

@@ -43,8 +43,8 @@ func TestExcessOf(t *testing.T) {
 		// HAProxy added nothing, so the NLB may not either.
 		{"haproxy added nothing", 0, 0.001, 10, 0.5, 0.55, 0.45, GoalNotMet, 0.05, 0.005},
 		// Too few rounds to know the noise, however clear they look.
-		{"seven rounds", 0, 0, 7, 0.5, 0.6, 0.8, GoalWithinNoise, -0.26, 0.001},
-		{"eight rounds", 0, 0, 8, 0.5, 0.6, 0.8, GoalMet, -0.26, 0.001},
+		{"nine rounds", 0, 0, 9, 0.5, 0.6, 0.8, GoalWithinNoise, -0.26, 0.001},
+		{"ten rounds", 0, 0, 10, 0.5, 0.6, 0.8, GoalMet, -0.26, 0.001},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,11 +95,11 @@ func TestExcessOfShortInput(t *testing.T) {
 	}
 	// Rounds past the shortest slice are ignored: counted, nlb's median
 	// would be 50.
-	direct := []float64{1, 1, 1, 1, 1, 1, 1, 1}
-	nlb := append([]float64{1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1}, slices.Repeat([]float64{50}, 9)...)
-	ha := slices.Repeat([]float64{1.5}, 10)
+	direct := slices.Repeat([]float64{1}, 10)
+	nlb := append(slices.Repeat([]float64{1.1}, 10), slices.Repeat([]float64{50}, 11)...)
+	ha := slices.Repeat([]float64{1.5}, 12)
 	got := excessOf(direct, nlb, ha)
-	if got.MS != round3(0.1-1.2*0.5) || got.Rounds != 8 || got.Verdict != GoalMet {
-		t.Errorf("excessOf with uneven slices = %+v; want ms %.3f, 8 rounds, met", got, 0.1-1.2*0.5)
+	if got.MS != round3(0.1-1.2*0.5) || got.Rounds != 10 || got.Verdict != GoalMet {
+		t.Errorf("excessOf with uneven slices = %+v; want ms %.3f, 10 rounds, met", got, 0.1-1.2*0.5)
 	}
 }

@@ -61,7 +61,7 @@ func TestWriteTable(t *testing.T) {
 		{"Load balancer latency, a new connection per request", "median of 1s windows, 4s per target and rate"},
 		{"rate/s", "direct p50", "nlb p50", "haproxy p50", "ratio p50", "cpu µs/req nlb", "errors d/n/h"},
 		{"500", "0.700", "3.000", "1.000", "4.000", "0.950", "3.500", "0.300", "1.000", "0.250", "0.500", "1.20", "2.00", "520.5", "300.0", "0/0/0"},
-		{"Goal check: NLB added - 1.2 x HAProxy added", "95% interval over 2 rounds"},
+		{"Goal check: NLB added - 1.2 x HAProxy added", "95% interval over 2 rounds", "at least 10 to judge"},
 		{"rate/s", "p50 excess", "interval", "verdict", "p99 excess", "interval", "verdict"},
 		{"500", "+0.000", "-0.050 to +0.050", "within noise", "+0.400", "+0.250 to +0.500", "within noise"},
 		{"Load balancer latency, kept-alive connections"},
