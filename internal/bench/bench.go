@@ -441,9 +441,8 @@ func (r *runner) compare(ctx context.Context, conn string) ([]RateComparison, er
 	var out []RateComparison
 	for _, rt := range r.cfg.Rates {
 		type acc struct {
-			p50, p99 []time.Duration
-			res      TargetResult
-			cpu      time.Duration
+			res TargetResult
+			cpu time.Duration
 		}
 		accs := make([]acc, len(targets))
 		for w := range windows {
@@ -464,7 +463,6 @@ func (r *runner) compare(ctx context.Context, conn string) ([]RateComparison, er
 					}
 				}
 				a := &accs[i]
-				a.p50, a.p99 = append(a.p50, sum.P50), append(a.p99, sum.P99)
 				a.res.Sent += sum.Sent
 				a.res.OK += sum.OK
 				a.res.Errors += sum.Sent - sum.OK
@@ -477,7 +475,8 @@ func (r *runner) compare(ctx context.Context, conn string) ([]RateComparison, er
 		}
 		for i := range accs {
 			a := &accs[i]
-			a.res.P50MS, a.res.P99MS = msOf(median(a.p50)), msOf(median(a.p99))
+			a.res.P50MS = round3(median(windowValues(a.res, windowP50)))
+			a.res.P99MS = round3(median(windowValues(a.res, windowP99)))
 			if targets[i].pid > 0 && a.res.Sent > 0 {
 				a.res.CPUUSPerReq = round3(float64(a.cpu.Microseconds()) / float64(a.res.Sent))
 			}
@@ -489,10 +488,8 @@ func (r *runner) compare(ctx context.Context, conn string) ([]RateComparison, er
 		c.HAProxyAddedP99MS = round3(c.HAProxy.P99MS - c.Direct.P99MS)
 		c.RatioP50 = ratioOf(c.NLBAddedP50MS, c.HAProxyAddedP50MS)
 		c.RatioP99 = ratioOf(c.NLBAddedP99MS, c.HAProxyAddedP99MS)
-		p50 := func(w WindowResult) float64 { return w.P50MS }
-		p99 := func(w WindowResult) float64 { return w.P99MS }
-		c.ExcessP50 = excessOf(windowValues(c.Direct, p50), windowValues(c.NLB, p50), windowValues(c.HAProxy, p50))
-		c.ExcessP99 = excessOf(windowValues(c.Direct, p99), windowValues(c.NLB, p99), windowValues(c.HAProxy, p99))
+		c.ExcessP50 = excessOf(windowValues(c.Direct, windowP50), windowValues(c.NLB, windowP50), windowValues(c.HAProxy, windowP50))
+		c.ExcessP99 = excessOf(windowValues(c.Direct, windowP99), windowValues(c.NLB, windowP99), windowValues(c.HAProxy, windowP99))
 		r.log.Info("proxy latency measured", "conn", conn, "rate", rt,
 			"direct_p50_ms", c.Direct.P50MS, "direct_p99_ms", c.Direct.P99MS,
 			"nlb_p50_ms", c.NLB.P50MS, "nlb_p99_ms", c.NLB.P99MS,
@@ -512,6 +509,9 @@ func windowValues(tr TargetResult, pick func(WindowResult) float64) []float64 {
 	}
 	return vs
 }
+
+func windowP50(w WindowResult) float64 { return w.P50MS }
+func windowP99(w WindowResult) float64 { return w.P99MS }
 
 // ratioOf is nlb/ha, or nil when ha <= 0 (HAProxy added nothing measurable).
 func ratioOf(nlb, ha float64) *float64 {
