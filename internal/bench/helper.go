@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tidepool/internal/nlb"
+	"tidepool/internal/cloud/nlb"
 )
 
 // Helper roles: the benchmark runs its backends and the local NLB in child

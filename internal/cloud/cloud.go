@@ -29,8 +29,8 @@ import (
 	"sync"
 	"time"
 
-	"tidepool/internal/member"
-	"tidepool/internal/nlb"
+	"tidepool/internal/cloud/member"
+	"tidepool/internal/cloud/nlb"
 )
 
 // Defaults for the zero values of Config.

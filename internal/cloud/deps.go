@@ -5,8 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"tidepool/internal/member"
-	"tidepool/internal/nlb"
+	"tidepool/internal/cloud/member"
+	"tidepool/internal/cloud/nlb"
 )
 
 // The cloud drives pool member processes (internal/member) and network load

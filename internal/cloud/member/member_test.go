@@ -30,7 +30,7 @@ import (
 	"go.uber.org/goleak"
 
 	"tidepool/internal/buildbin"
-	"tidepool/internal/cgroup"
+	"tidepool/internal/cloud/cgroup"
 )
 
 func TestMain(m *testing.M) {

@@ -38,7 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
-	"tidepool/internal/cgroup"
+	"tidepool/internal/cloud/cgroup"
 )
 
 // Defaults for Spec fields left zero.
