@@ -8,7 +8,7 @@
 // first and open connections get a grace period to finish.
 //
 // On Linux the bytes are moved by one epoll event loop per CPU on raw
-// non-blocking sockets (epoll_linux.go); elsewhere by a goroutine per
+// non-blocking sockets (epoll_*_linux.go); elsewhere by a goroutine per
 // direction on net.TCPConn (netpath.go). Both behave the same; docs/nlb.md
 // says why the event loop exists.
 package nlb
