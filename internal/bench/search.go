@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -120,4 +124,81 @@ func roundDur(d time.Duration) time.Duration {
 		return d.Round(10 * time.Microsecond)
 	}
 	return d.Round(time.Microsecond)
+}
+
+// search finds the highest sustained rate of every target with connections
+// opened as conn says, running the three searches in lockstep (one trial
+// per target per round) so that disturbances hit them alike.
+func (r *runner) search(ctx context.Context, conn string) (MaxRateReport, error) {
+	targets := r.targets()
+	states := make([]rateSearch, len(targets))
+	results := make([]SearchResult, len(targets))
+	for i := range states {
+		states[i] = rateSearch{start: r.cfg.SearchStart, max: r.cfg.SearchMax, precision: r.cfg.SearchPrecision, maxTrials: r.cfg.SearchTrials}
+	}
+	for round := 0; ; round++ {
+		active := false
+		for j := range targets {
+			i := (round + j) % len(targets)
+			rt, ok := states[i].next()
+			if !ok {
+				continue
+			}
+			active = true
+			if err := sleepCtx(ctx, settle); err != nil {
+				return MaxRateReport{}, err
+			}
+			sum, err := r.load(ctx, conn, targets[i].url, rt, r.cfg.SearchDuration, r.cfg.SearchP99Limit, 0)
+			if err != nil {
+				return MaxRateReport{}, err
+			}
+			pass, reason := judgeTrial(sum, r.cfg.SearchP99Limit)
+			states[i].record(rt, pass)
+			bad := sum.Sent - sum.OK + sum.Missed
+			results[i].Trials = append(results[i].Trials, Trial{
+				Rate: rt, Pass: pass, Reason: reason, Sent: sum.Sent, OK: sum.OK, Missed: sum.Missed,
+				ErrorPct: round3(100 * float64(bad) / float64(max(sum.Planned, 1))), P99MS: msOf(sum.P99)})
+			r.log.Info("search trial", "conn", conn, "target", targets[i].name, "rate", rt, "pass", pass, "reason", reason)
+		}
+		if !active {
+			break
+		}
+	}
+	for i := range results {
+		results[i].MaxRate, results[i].LowestFail = states[i].lo, states[i].hi
+	}
+	m := MaxRateReport{Conn: conn, Direct: results[0], NLB: results[1], HAProxy: results[2]}
+	if h := m.HAProxy.MaxRate; h > 0 {
+		m.NLBRatio, m.DirectRatio = round3(m.NLB.MaxRate/h), round3(m.Direct.MaxRate/h)
+	}
+	return m, nil
+}
+
+// call calls a control path of the backends helper and decodes the JSON
+// answer into out (nil: discard it).
+func (r *runner) call(ctx context.Context, method, path string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.env.backendAddrs[0]+path, nil)
+	if err != nil {
+		return fmt.Errorf("bench: control %s: %w", path, err)
+	}
+	resp, err := r.control.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: control %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("bench: control %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(out)
+	}
+	if err != nil {
+		return fmt.Errorf("bench: control %s: %w", path, err)
+	}
+	return nil
 }
