@@ -96,9 +96,9 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	echoBackend(b, lns[0])
 	backendAddr := lns[0].Addr().String()
 
-	balancer := func(portable bool) *Service {
+	balancer := func(dp DataPath) *Service {
 		s := newService(b, Config{TargetPort: addrPort(lns[0].Addr()), Check: fastCheck("tcp", 0, ""),
-			Logger: slog.New(slog.DiscardHandler), portable: portable})
+			Logger: slog.New(slog.DiscardHandler), DataPath: dp})
 		run(b, s)
 		s.SetBackends([]Backend{{ID: "echo", IP: addrIP(lns[0].Addr())}})
 		waitHealth(b, s, "echo", true)
@@ -119,10 +119,10 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	}
 	targets := []struct{ name, addr string }{
 		{"direct", backendAddr},
-		{"nlb", balancer(false).Addr().String()},
+		{"nlb", balancer(DataPathAuto).Addr().String()},
 	}
 	if epollSupported {
-		targets = append(targets, struct{ name, addr string }{"nlb-portable", balancer(true).Addr().String()})
+		targets = append(targets, struct{ name, addr string }{"nlb-portable", balancer(DataPathPortable).Addr().String()})
 	}
 	if addr, ok := startHAProxy(b, backendAddr); ok {
 		targets = append(targets, struct{ name, addr string }{"haproxy", addr})

@@ -1,15 +1,55 @@
 package nlb
 
-import "net"
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// DataPath names how a Service moves bytes; see Config.DataPath.
+type DataPath string
+
+// The data paths.
+const (
+	// DataPathAuto is DataPathEpoll where it runs (Linux), else
+	// DataPathPortable.
+	DataPathAuto DataPath = "auto"
+	// DataPathEpoll is one epoll event loop per CPU on raw non-blocking
+	// sockets; Linux only.
+	DataPathEpoll DataPath = "epoll"
+	// DataPathPortable is a goroutine per connection direction on
+	// net.TCPConn; every platform. It is the way out where the event loop
+	// is refused (a kernel or sandbox without epoll or SO_REUSEPORT).
+	DataPathPortable DataPath = "portable"
+)
+
+// ParseDataPath returns the data path named s: "auto", "epoll" or
+// "portable" ("" is "auto"). It fails for an unknown name and for "epoll"
+// where the event loop does not run.
+func ParseDataPath(s string) (DataPath, error) {
+	switch d := DataPath(s); d {
+	case "", DataPathAuto:
+		return DataPathAuto, nil
+	case DataPathPortable:
+		return d, nil
+	case DataPathEpoll:
+		if !epollSupported {
+			return "", errors.New("data path epoll: needs Linux")
+		}
+		return d, nil
+	}
+	return "", fmt.Errorf("data path %q: want auto, epoll or portable", s)
+}
 
 // dataPath accepts client connections and moves their bytes to and from the
 // members; Service owns one and drives it from Run. Two implementations
-// exist: epollPath (Linux, the default), one event loop per CPU on raw
-// sockets, and netPath (every platform), a goroutine per connection
-// direction on net.TCPConn.
+// exist: epollPath (DataPathEpoll; Linux, the default), one event loop per
+// CPU on raw sockets, and netPath (DataPathPortable; every platform), a
+// goroutine per connection direction on net.TCPConn.
 type dataPath interface {
-	// name identifies the implementation in logs.
-	name() string
+	// name identifies the implementation (Service.DataPath, logs,
+	// metrics): DataPathEpoll or DataPathPortable.
+	name() DataPath
 	// addr is the bound listener address.
 	addr() net.Addr
 	// start begins accepting and proxying; s supplies the member table,
@@ -30,10 +70,10 @@ type dataPath interface {
 	stop()
 }
 
-// newDataPath binds listen ("ip:port") and returns the data path serving
-// it: the portable one when portable is set or no other runs here.
-func newDataPath(listen string, portable bool) (dataPath, error) {
-	if !portable && epollSupported {
+// newDataPath binds listen ("ip:port") and returns the data path d (a
+// ParseDataPath result) serving it.
+func newDataPath(listen string, d DataPath) (dataPath, error) {
+	if d == DataPathEpoll || d == DataPathAuto && epollSupported {
 		return newEpollPath(listen)
 	}
 	return newNetPath(listen)

@@ -93,7 +93,7 @@ type epollPath struct {
 
 var _ dataPath = (*epollPath)(nil)
 
-func (p *epollPath) name() string   { return "epoll" }
+func (p *epollPath) name() DataPath { return DataPathEpoll }
 func (p *epollPath) addr() net.Addr { return p.laddr }
 
 func (p *epollPath) start(s *Service) error {

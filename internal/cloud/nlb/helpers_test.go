@@ -191,7 +191,9 @@ func newService(t testing.TB, cfg Config) *Service {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
-	cfg.portable = cfg.portable || usePortable
+	if usePortable {
+		cfg.DataPath = DataPathPortable
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
@@ -283,6 +285,14 @@ func spread(t testing.TB, s *Service, n int) map[string]int {
 // given backend label ("" for series without one); found is false if absent.
 func metricValue(t testing.TB, s *Service, name, backend string) (v float64, found bool) {
 	t.Helper()
+	return labelledValue(t, s, name, "backend", backend)
+}
+
+// labelledValue gathers s's metrics and returns the value of the series
+// name whose label is value ("" for series without that label); found is
+// false if absent.
+func labelledValue(t testing.TB, s *Service, name, label, value string) (v float64, found bool) {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(s); err != nil {
 		t.Fatalf("register collector: %v", err)
@@ -296,13 +306,13 @@ func metricValue(t testing.TB, s *Service, name, backend string) (v float64, fou
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			var label string
+			var got string
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "backend" {
-					label = lp.GetValue()
+				if lp.GetName() == label {
+					got = lp.GetValue()
 				}
 			}
-			if label != backend {
+			if got != value {
 				continue
 			}
 			switch {

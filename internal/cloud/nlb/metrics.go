@@ -8,7 +8,7 @@ import (
 // read from the members' counters at scrape time, so the data path pays only
 // for atomic adds.
 type metrics struct {
-	total, active, dialErrors, healthy, rejected *prometheus.Desc
+	total, active, dialErrors, healthy, rejected, dataPath *prometheus.Desc
 }
 
 func newMetrics(service string) *metrics {
@@ -25,6 +25,8 @@ func newMetrics(service string) *metrics {
 			"1 if the backend passes its health check and takes new connections, else 0.", backend, constLabels),
 		rejected: prometheus.NewDesc("tidepool_nlb_rejected_connections_total",
 			"Client connections closed because no healthy backend accepted them.", nil, constLabels),
+		dataPath: prometheus.NewDesc("tidepool_nlb_data_path_info",
+			"Always 1; the label data_path says how the service moves bytes (epoll or portable).", []string{"data_path"}, constLabels),
 	}
 }
 
@@ -39,6 +41,7 @@ func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.metrics.dialErrors
 	ch <- s.metrics.healthy
 	ch <- s.metrics.rejected
+	ch <- s.metrics.dataPath
 }
 
 // Collect implements prometheus.Collector.
@@ -67,4 +70,5 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mt.healthy, prometheus.GaugeValue, h, id)
 	}
 	ch <- prometheus.MustNewConstMetric(mt.rejected, prometheus.CounterValue, float64(s.rejected.Load()))
+	ch <- prometheus.MustNewConstMetric(mt.dataPath, prometheus.GaugeValue, 1, string(s.dp.name()))
 }

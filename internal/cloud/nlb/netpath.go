@@ -49,7 +49,7 @@ func newNetPath(listen string) (*netPath, error) {
 	return p, nil
 }
 
-func (p *netPath) name() string   { return "goroutines" }
+func (p *netPath) name() DataPath { return DataPathPortable }
 func (p *netPath) addr() net.Addr { return p.ln.Addr() }
 
 func (p *netPath) start(s *Service) error {

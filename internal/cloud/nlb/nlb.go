@@ -54,11 +54,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// DialTimeout bounds one connect attempt to a member. Zero means 5s.
 	DialTimeout time.Duration
-
-	// portable selects the goroutine-per-connection data path (net.TCPConn)
-	// on Linux too, where the epoll event loop is the default; for tests and
-	// benchmarks that compare the two.
-	portable bool
+	// DataPath selects how bytes are moved (see ParseDataPath); "" means
+	// DataPathAuto: the epoll event loop on Linux, the portable
+	// goroutine-per-connection path elsewhere.
+	DataPath DataPath
 }
 
 // BackendStatus is the health of one member as reported by Service.Status.
@@ -125,7 +124,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.DialTimeout < 0 {
 		return nil, fmt.Errorf("nlb: dial timeout %v must not be negative", cfg.DialTimeout)
 	}
-	dp, err := newDataPath(cfg.Listen, cfg.portable)
+	want, err := ParseDataPath(string(cfg.DataPath))
+	if err != nil {
+		return nil, fmt.Errorf("nlb: %w", err)
+	}
+	dp, err := newDataPath(cfg.Listen, want)
 	if err != nil {
 		return nil, fmt.Errorf("nlb: listen: %w", err)
 	}
@@ -161,6 +164,10 @@ func New(cfg Config) (*Service, error) {
 
 // Addr returns the bound listener address.
 func (s *Service) Addr() net.Addr { return s.dp.addr() }
+
+// DataPath returns the data path serving the Service: DataPathEpoll or
+// DataPathPortable, never DataPathAuto.
+func (s *Service) DataPath() DataPath { return s.dp.name() }
 
 // Close closes the listener. It is for a Service whose Run will not be
 // called; after Run it is a no-op. Closing during Run stops accepting but Run

@@ -37,6 +37,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"address in use", Config{Listen: busy.Addr().String(), TargetPort: 80}, "listen"},
 		{"unknown check mode", Config{Listen: "127.0.0.1:0", TargetPort: 80, Check: HealthCheck{Mode: "icmp"}}, "mode"},
 		{"negative dial timeout", Config{Listen: "127.0.0.1:0", TargetPort: 80, DialTimeout: -time.Second}, "dial timeout"},
+		{"unknown data path", Config{Listen: "127.0.0.1:0", TargetPort: 80, DataPath: "io_uring"}, "data path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
