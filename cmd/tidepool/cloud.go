@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tidepool/internal/cloud"
+	"tidepool/internal/cloud/nlb"
 )
 
 // cloudEnv maps cloud's flags to the environment variables that set them.
@@ -27,6 +28,7 @@ var cloudEnv = map[string][]string{
 	"state-dir":      {"TIDEPOOL_CLOUD_STATE_DIR"},
 	"member-net":     {"TIDEPOOL_CLOUD_MEMBER_NET"},
 	"nlb-net":        {"TIDEPOOL_CLOUD_NLB_NET"},
+	"nlb-datapath":   {"TIDEPOOL_CLOUD_NLB_DATAPATH"},
 	"app-port":       {"TIDEPOOL_CLOUD_APP_PORT"},
 	"metrics-port":   {"TIDEPOOL_CLOUD_METRICS_PORT"},
 	"boot-delay":     {"TIDEPOOL_CLOUD_BOOT_DELAY"},
@@ -54,6 +56,7 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.StateDir, "state-dir", "", "directory of the state file; empty keeps state in memory only")
 	memberNet := fs.String("member-net", cloud.DefaultMemberNet.String(), "loopback range of member IPs (.2 upward)")
 	nlbNet := fs.String("nlb-net", cloud.DefaultNLBNet.String(), "loopback range of load balancer IPs")
+	nlbDataPath := fs.String("nlb-datapath", string(nlb.DataPathAuto), "how load balancers move bytes: auto (epoll on Linux), epoll or portable (a goroutine per connection direction)")
 	appPort := fs.Uint("app-port", cloud.DefaultAppPort, "port of the app on every member")
 	metricsPort := fs.Uint("metrics-port", cloud.DefaultMetricsPort, "port of the node exporter on every member")
 	fs.DurationVar(&cfg.BootDelay, "boot-delay", cloud.DefaultBootDelay, "how long a new member is \"starting\" before its process starts (negative: none)")
@@ -77,6 +80,9 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if cfg.NLBNet, err = netip.ParsePrefix(*nlbNet); err != nil {
 		return usageError(fs, fmt.Errorf("-nlb-net: %w", err))
+	}
+	if cfg.NLBDataPath, err = nlb.ParseDataPath(*nlbDataPath); err != nil {
+		return usageError(fs, fmt.Errorf("-nlb-datapath: %w", err))
 	}
 	for name, p := range map[string]uint{"app-port": *appPort, "metrics-port": *metricsPort} {
 		if p < 1 || p > 65535 {

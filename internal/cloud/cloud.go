@@ -27,6 +27,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"tidepool/internal/cloud/nlb"
 )
 
 // Defaults for the zero values of Config.
@@ -106,6 +108,11 @@ type Config struct {
 	// CgroupParent is the cgroup under which member groups are created; ""
 	// means the member runner's default ("tidepool").
 	CgroupParent string
+	// NLBDataPath is how load balancer services move bytes (see
+	// nlb.ParseDataPath); "" means nlb.DataPathAuto: the epoll event loop on
+	// Linux, else the portable goroutine-per-connection path. Portable is the
+	// way out where a kernel or sandbox refuses the event loop.
+	NLBDataPath nlb.DataPath
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -134,6 +141,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MemberNet.Overlaps(cfg.NLBNet) {
 		return cfg, fmt.Errorf("member range %s overlaps load balancer range %s", cfg.MemberNet, cfg.NLBNet)
 	}
+	dp, err := nlb.ParseDataPath(string(cfg.NLBDataPath))
+	if err != nil {
+		return cfg, fmt.Errorf("load balancer %w", err)
+	}
+	cfg.NLBDataPath = dp
 	if cfg.AppPort == 0 {
 		cfg.AppPort = DefaultAppPort
 	}

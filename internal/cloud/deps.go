@@ -83,7 +83,7 @@ func realDeps(cfg Config) (memberStarter, balancerFactory, string, error) {
 	factory := func(id, listen string, targetPort uint16, check nlb.HealthCheck) (balancer, error) {
 		return nlb.New(nlb.Config{
 			Listen: listen, TargetPort: targetPort, Check: check, Logger: log,
-			Name: id, DrainTimeout: cfg.ShutdownGrace,
+			Name: id, DrainTimeout: cfg.ShutdownGrace, DataPath: cfg.NLBDataPath,
 		})
 	}
 	return runner{r}, factory, r.Warning(), nil

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tidepool/internal/cloud/cloudtest"
+	"tidepool/internal/cloud/nlb"
 )
 
 // serviceHealth returns the service's healthcheck-status by member IP.
@@ -222,24 +223,79 @@ func mapString(m map[string]string) string {
 // Cloud collector reports it.
 func nlbConnections(t *testing.T, env *cloudtest.Env, serviceID v3.UUID) float64 {
 	t.Helper()
+	var sum float64
+	for _, smp := range nlbSamples(t, env, "tidepool_nlb_connections_total", serviceID) {
+		sum += smp.value
+	}
+	return sum
+}
+
+// nlbSample is one series of a load balancer service.
+type nlbSample struct {
+	labels map[string]string
+	value  float64 // of a counter or gauge
+}
+
+// nlbSamples returns the series called name of a service as the Cloud
+// collector reports them.
+func nlbSamples(t *testing.T, env *cloudtest.Env, name string, serviceID v3.UUID) []nlbSample {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(env.Cloud)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatalf("gather cloud metrics: %v", err)
 	}
-	var sum float64
+	var out []nlbSample
 	for _, mf := range mfs {
-		if mf.GetName() != "tidepool_nlb_connections_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			smp := nlbSample{labels: map[string]string{}, value: m.GetCounter().GetValue() + m.GetGauge().GetValue()}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "service" && l.GetValue() == string(serviceID) {
-					sum += m.GetCounter().GetValue()
-				}
+				smp.labels[l.GetName()] = l.GetValue()
+			}
+			if smp.labels["service"] == string(serviceID) {
+				out = append(out, smp)
 			}
 		}
 	}
-	return sum
+	return out
+}
+
+// TestNLBPortableDataPath runs the load balancers of a cloud configured with
+// the portable data path (tidepool cloud --nlb-datapath portable): the
+// service reports that path and requests flow through it to every member.
+func TestNLBPortableDataPath(t *testing.T) {
+	t.Parallel()
+	env := cloudtest.Start(t, cloudtest.Options{Logger: testLogger(t), NLBDataPath: nlb.DataPathPortable})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	pool := env.CreatePool(t, 2)
+	nlbID, serviceID, addr := env.CreateNLBService(t, pool, 8000)
+	waitFor(t, time.Minute, "2 healthy backends", func() (bool, string) {
+		h, err := serviceHealth(ctx, env.Client, nlbID, serviceID)
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := 0
+		for _, st := range h {
+			if st == "success" {
+				ok++
+			}
+		}
+		return ok == 2, mapString(h)
+	})
+	info := nlbSamples(t, env, "tidepool_nlb_data_path_info", serviceID)
+	if len(info) != 1 || info[0].labels["data_path"] != string(nlb.DataPathPortable) || info[0].value != 1 {
+		t.Errorf("tidepool_nlb_data_path_info of service %s = %v, want one series data_path=portable 1", serviceID, info)
+	}
+	if got := spread(t, ctx, addr, 10); len(got) != 2 {
+		t.Errorf("10 requests reached %v, want both members", got)
+	}
+	if n := nlbConnections(t, env, serviceID); n < 10 {
+		t.Errorf("tidepool_nlb_connections_total for service %s = %v, want at least the 10 requests sent", serviceID, n)
+	}
 }

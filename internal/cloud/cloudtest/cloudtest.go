@@ -28,6 +28,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/cloud/nlb"
 	"tidepool/internal/exoclient"
 	"tidepool/internal/provision"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	CPUs float64
 	// Logger receives the cloud's logs; nil discards them.
 	Logger *slog.Logger
+	// NLBDataPath is the load balancers' data path; "" means
+	// nlb.DataPathAuto.
+	NLBDataPath nlb.DataPath
 }
 
 // Env is a running test cloud.
@@ -148,6 +152,7 @@ func (e *Env) config(opts Options) cloud.Config {
 		CgroupParent:  e.cgroup,
 		ShutdownGrace: 3 * time.Second,
 		Logger:        opts.Logger,
+		NLBDataPath:   opts.NLBDataPath,
 	}
 }
 
