@@ -2,6 +2,8 @@ package cloud
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"net/http"
 	"sort"
 	"strings"
@@ -341,7 +343,8 @@ func (c *Cloud) deletePool(r *http.Request) (any, error) {
 func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
 	out := apiInstance{
 		ID: inst.rec.ID, Name: inst.rec.Name, State: inst.state, PublicIP: inst.rec.IP.String(),
-		PublicIPAssignment: "inet4", CreatedAt: inst.rec.CreatedAt, DiskSize: inst.rec.DiskSize,
+		PublicIPAssignment: "inet4", MACAddress: macAddress(inst.rec.IP), CreatedAt: inst.rec.CreatedAt,
+		DiskSize: inst.rec.DiskSize,
 	}
 	if inst.rec.PoolID != "" {
 		out.Manager = &apiManager{ID: inst.rec.PoolID, Type: "instance-pool"}
@@ -353,6 +356,14 @@ func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
 		out.Template = t.api(c.cfg.Zone)
 	}
 	return out
+}
+
+// macAddress derives a member's MAC address from its IPv4 address: a
+// locally administered unicast 06:74:70 ("tp") prefix, then the address's
+// last three bytes, so that it is stable and unique per member.
+func macAddress(ip netip.Addr) string {
+	b := ip.As4()
+	return fmt.Sprintf("06:74:70:%02x:%02x:%02x", b[1], b[2], b[3])
 }
 
 func (c *Cloud) listInstances(r *http.Request) (any, error) {

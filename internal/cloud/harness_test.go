@@ -20,6 +20,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/cloud/cloudtest"
 )
 
 // harnessOptions configures a cloud run by startHarness; zero fields get
@@ -87,7 +88,7 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(c.Handler())
+	srv := httptest.NewServer(cloudtest.Validated(t, c.Handler()))
 	tr := &http.Transport{}
 	client, err := v3.NewClient(credentials.NewStaticCredentials(o.key, o.secret),
 		v3.ClientOptWithEndpoint(v3.Endpoint(srv.URL+"/v2")),

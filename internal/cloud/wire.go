@@ -43,6 +43,7 @@ type apiTemplate struct {
 	Build       string    `json:"build,omitempty"`
 	SSHKey      bool      `json:"ssh-key-enabled"`
 	Password    bool      `json:"password-enabled"`
+	AppSnapshot bool      `json:"application-consistent-snapshot-enabled"`
 	CreatedAt   time.Time `json:"created-at"`
 	Zones       []string  `json:"zones"`
 }
@@ -58,12 +59,18 @@ type apiInstance struct {
 	State              string            `json:"state"`
 	PublicIP           string            `json:"public-ip,omitempty"`
 	PublicIPAssignment string            `json:"public-ip-assignment"`
+	MACAddress         string            `json:"mac-address"`
 	CreatedAt          time.Time         `json:"created-at"`
 	DiskSize           int64             `json:"disk-size,omitempty"`
 	Labels             map[string]string `json:"labels,omitempty"`
 	Manager            *apiManager       `json:"manager,omitempty"`
 	InstanceType       *apiInstanceType  `json:"instance-type,omitempty"`
 	Template           *apiTemplate      `json:"template,omitempty"`
+	// Always false here; the CLI dereferences them.
+	SecurebootEnabled bool `json:"secureboot-enabled"`
+	TPMEnabled        bool `json:"tpm-enabled"`
+	DiskEncrypted     bool `json:"disk-encrypted"`
+	AppSnapshot       bool `json:"application-consistent-snapshot-enabled"`
 }
 
 type apiInstancePool struct {
@@ -80,6 +87,8 @@ type apiInstancePool struct {
 	InstanceType       *apiInstanceType  `json:"instance-type,omitempty"`
 	Template           *apiTemplate      `json:"template,omitempty"`
 	Instances          []apiRef          `json:"instances"`
+	IPv6Enabled        bool              `json:"ipv6-enabled"`
+	AppSnapshot        bool              `json:"application-consistent-snapshot-enabled"`
 }
 
 // apiHealthcheck is load-balancer-service-healthcheck; interval and timeout

@@ -3,6 +3,9 @@
 // `tidepool app` member processes (from buildbin.Tidepool) on random loopback
 // ranges, and an egoscale v3 client configured for it.
 //
+// Every exchange with the cloud is checked against Exoscale's OpenAPI spec
+// (see Validated); a mismatch fails the test.
+//
 // Packages using it should call buildbin.Cleanup() in TestMain after m.Run
 // (the member binary is built once per test process).
 package cloudtest
@@ -21,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +32,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/cloud/apispec"
 	"tidepool/internal/cloud/nlb"
 	"tidepool/internal/exoclient"
 	"tidepool/internal/provision"
@@ -104,7 +109,7 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatalf("cloudtest: %v", err)
 	}
 	e.Cloud = c
-	srv := httptest.NewServer(c.Handler())
+	srv := httptest.NewServer(Validated(t, c.Handler()))
 	e.Endpoint = srv.URL + "/v2"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -245,6 +250,46 @@ func (e *Env) CreateNLBService(t testing.TB, pool v3.UUID, port uint16) (nlbID, 
 	}
 	return svc.NLBID, svc.ServiceID, svc.Addr
 }
+
+// coverage collects the spec operations exercised by Validated handlers in
+// this test process.
+var coverage apispec.Coverage
+
+var (
+	specOnce sync.Once
+	spec     *apispec.Spec
+	specErr  error
+)
+
+// Validated returns h checked against Exoscale's OpenAPI spec
+// (apispec.RelPath from the repository root, found from the test's working
+// directory): every request h accepts and every response it returns must
+// conform, else t fails with the mismatch (see package apispec). Without the
+// spec file, h is returned unchanged and t logs why; an unreadable spec
+// fails t.
+func Validated(t testing.TB, h http.Handler) http.Handler {
+	t.Helper()
+	specOnce.Do(func() {
+		var path string
+		if path, specErr = apispec.Locate("."); specErr == nil {
+			spec, specErr = apispec.Load(path)
+		}
+	})
+	switch {
+	case errors.Is(specErr, apispec.ErrNotFound):
+		t.Logf("cloudtest: API responses not checked against the OpenAPI spec: %v", specErr)
+		return h
+	case specErr != nil:
+		t.Fatalf("cloudtest: %v", specErr)
+	}
+	return spec.Handler(h, &coverage, func(m apispec.Mismatch) {
+		t.Errorf("cloudtest: does not conform to the Exoscale OpenAPI spec: %s", m)
+	})
+}
+
+// Exercised returns the spec operations that conforming, successful
+// exchanges through Validated handlers exercised so far in this process.
+func Exercised() []apispec.Operation { return coverage.Operations() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
