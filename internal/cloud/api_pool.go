@@ -3,8 +3,8 @@ package cloud
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 )
