@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 )
 
 // maxBody bounds request bodies.
@@ -31,49 +33,135 @@ func notFound(kind, id string) error {
 // apiFunc handles one endpoint: it returns the JSON response or an error.
 type apiFunc func(r *http.Request) (any, error)
 
-// Handler returns the HTTP handler serving the API under /v2. GET /v2/zone is
-// public (egoscale does not sign it); every other endpoint requires a request
-// signed with the configured key (EXO2-HMAC-SHA256), else 403.
-func (c *Cloud) Handler() http.Handler {
-	api := http.NewServeMux()
-	route := func(pattern string, f apiFunc) { api.Handle(pattern, c.serve(f)) }
+// route is one endpoint of the API.
+type route struct {
+	method string
+	// path is the spec's path under /v2, e.g. "/instance-pool/{id}" or
+	// "/instance-pool/{id}:scale": an action after the last wildcard is
+	// dispatched by Handler, and the handler sees the wildcard without it.
+	// A wildcard's dashes become underscores for net/http: the handler of
+	// {service-id} reads r.PathValue("service_id").
+	path string
+	f    apiFunc
+}
 
-	route("GET /v2/zone", c.listZones)
-	route("GET /v2/instance-type", c.listInstanceTypes)
-	route("GET /v2/instance-type/{id}", c.getInstanceType)
-	route("GET /v2/template", c.listTemplates)
-	route("GET /v2/template/{id}", c.getTemplate)
+// routes lists every endpoint. Each resource contributes its own list
+// (catalogRoutes, poolRoutes, ...): a new resource adds its function here.
+func (c *Cloud) routes() []route {
+	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes())
+}
 
-	route("GET /v2/instance-pool", c.listPools)
-	route("POST /v2/instance-pool", c.createPool)
-	route("GET /v2/instance-pool/{id}", c.getPool)
-	route("PUT /v2/instance-pool/{id}", c.putPool) // also {id}:scale and {id}:evict
-	route("DELETE /v2/instance-pool/{id}", c.deletePool)
-
-	route("GET /v2/instance", c.listInstances)
-	route("GET /v2/instance/{id}", c.getInstance)
-	route("DELETE /v2/instance/{id}", c.deleteInstance)
-
-	// The spec's path is /load-balancer; /network-load-balancer is an alias.
-	for _, base := range []string{"/v2/load-balancer", "/v2/network-load-balancer"} {
-		route("GET "+base, c.listNLBs)
-		route("POST "+base, c.createNLB)
-		route("GET "+base+"/{id}", c.getNLB)
-		route("PUT "+base+"/{id}", c.updateNLB)
-		route("DELETE "+base+"/{id}", c.deleteNLB)
-		route("POST "+base+"/{id}/service", c.addService)
-		route("GET "+base+"/{id}/service/{sid}", c.getService)
-		route("PUT "+base+"/{id}/service/{sid}", c.updateService)
-		route("DELETE "+base+"/{id}/service/{sid}", c.deleteService)
+// Routes returns the served endpoints as "METHOD /path", with the spec's
+// paths (under /v2), sorted: for tests that check every one conforms.
+func Routes() []string {
+	var out []string
+	for _, rt := range (&Cloud{}).routes() { // handlers are only named, never called
+		out = append(out, rt.method+" "+rt.path)
 	}
+	slices.Sort(out)
+	return out
+}
 
-	route("GET /v2/operation/{id}", c.getOperation)
-	route("/", func(r *http.Request) (any, error) {
+func (c *Cloud) catalogRoutes() []route {
+	return []route{
+		{"GET", "/zone", c.listZones},
+		{"GET", "/instance-type", c.listInstanceTypes},
+		{"GET", "/instance-type/{id}", c.getInstanceType},
+		{"GET", "/template", c.listTemplates},
+		{"GET", "/template/{id}", c.getTemplate},
+	}
+}
+
+func (c *Cloud) operationRoutes() []route {
+	return []route{{"GET", "/operation/{id}", c.getOperation}}
+}
+
+// mux registers routes on a ServeMux under /v2. Routes sharing a path but
+// for an action (":scale") share one pattern and are dispatched on the
+// action.
+func (c *Cloud) mux() *http.ServeMux {
+	type group struct {
+		wildcard string
+		actions  map[string]apiFunc
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, rt := range c.routes() {
+		base, action := rt.path, ""
+		if i := strings.LastIndex(rt.path, "}:"); i >= 0 {
+			base, action = rt.path[:i+1], rt.path[i+2:]
+		}
+		base = muxWildcards(base)
+		pattern := rt.method + " /v2" + base
+		g := groups[pattern]
+		if g == nil {
+			g = &group{actions: map[string]apiFunc{}}
+			if i := strings.LastIndex(base, "{"); i >= 0 && strings.HasSuffix(base, "}") {
+				g.wildcard = base[i+1 : len(base)-1]
+			}
+			groups[pattern] = g
+			order = append(order, pattern)
+		}
+		g.actions[action] = rt.f
+	}
+	m := http.NewServeMux()
+	for _, pattern := range order {
+		g := groups[pattern]
+		m.Handle(pattern, c.serve(func(r *http.Request) (any, error) {
+			action := ""
+			if g.wildcard != "" {
+				v, a, _ := strings.Cut(r.PathValue(g.wildcard), ":")
+				r.SetPathValue(g.wildcard, v)
+				action = a
+			}
+			f := g.actions[action]
+			if f == nil {
+				return nil, errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+			}
+			return f(r)
+		}))
+	}
+	m.Handle("/", c.serve(func(r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
-	})
+	}))
+	return m
+}
 
+// muxWildcards turns the dashes inside {wildcards} of a spec path into
+// underscores, as net/http wants identifiers.
+func muxWildcards(path string) string {
+	b := []byte(path)
+	in := false
+	for i, ch := range b {
+		switch {
+		case ch == '{':
+			in = true
+		case ch == '}':
+			in = false
+		case in && ch == '-':
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// Handler returns the HTTP handler serving the API: under /v2 for
+// Config.Zone, under /zone/<name>/v2 for every zone of Zones (also for a
+// Host of api-<name>.exoscale.com, see requestZone); an unknown zone is 404.
+// GET /v2/zone is public (egoscale does not sign it); every other endpoint
+// requires a request signed with the configured key (EXO2-HMAC-SHA256,
+// over the path as sent), else 403.
+func (c *Cloud) Handler() http.Handler {
+	api := c.mux()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && r.URL.Path == "/v2/zone" {
+		zone, path, rawPath, ok := c.requestZone(r)
+		if !ok {
+			writeError(w, errorf(http.StatusNotFound, "zone %q not found", zone))
+			return
+		}
+		if r.Method == http.MethodGet && path == "/v2/zone" {
+			r = withZone(r, zone)
+			r.URL.Path, r.URL.RawPath = path, rawPath
 			api.ServeHTTP(w, r)
 			return
 		}
@@ -88,6 +176,8 @@ func (c *Cloud) Handler() http.Handler {
 			writeError(w, errorf(http.StatusForbidden, "%v", err))
 			return
 		}
+		r = withZone(r, zone)
+		r.URL.Path, r.URL.RawPath = path, rawPath
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		api.ServeHTTP(w, r)
 	})
@@ -144,21 +234,13 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 func (c *Cloud) listZones(r *http.Request) (any, error) {
-	endpoint := c.cfg.PublicEndpoint
-	if endpoint == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		endpoint = scheme + "://" + r.Host + "/v2"
-	}
-	return map[string][]apiZone{"zones": {{Name: c.cfg.Zone, APIEndpoint: endpoint}}}, nil
+	return map[string][]apiZone{"zones": c.zoneEndpoints(r)}, nil
 }
 
 func (c *Cloud) listInstanceTypes(*http.Request) (any, error) {
 	out := []*apiInstanceType{}
 	for _, t := range instanceTypes {
-		out = append(out, t.api(c.cfg.Zone))
+		out = append(out, t.api())
 	}
 	return map[string]any{"instance-types": out}, nil
 }
@@ -168,7 +250,7 @@ func (c *Cloud) getInstanceType(r *http.Request) (any, error) {
 	if !ok {
 		return nil, notFound("instance type", r.PathValue("id"))
 	}
-	return t.api(c.cfg.Zone), nil
+	return t.api(), nil
 }
 
 func (c *Cloud) listTemplates(r *http.Request) (any, error) {
@@ -181,7 +263,7 @@ func (c *Cloud) listTemplates(r *http.Request) (any, error) {
 		if f := q.Get("family"); f != "" && f != t.Family {
 			continue
 		}
-		out = append(out, t.api(c.cfg.Zone))
+		out = append(out, t.api())
 	}
 	return map[string]any{"templates": out}, nil
 }
@@ -191,14 +273,14 @@ func (c *Cloud) getTemplate(r *http.Request) (any, error) {
 	if !ok {
 		return nil, notFound("template", r.PathValue("id"))
 	}
-	return t.api(c.cfg.Zone), nil
+	return t.api(), nil
 }
 
 func (c *Cloud) getOperation(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	op := c.ops[r.PathValue("id")]
-	if op == nil {
+	if op == nil || op.zone != zoneOf(r) {
 		return nil, notFound("operation", r.PathValue("id"))
 	}
 	c.evalOpLocked(op, c.now())

@@ -7,6 +7,20 @@ import (
 
 // Network load balancer and service endpoints.
 
+func (c *Cloud) nlbRoutes() []route {
+	return []route{
+		{"GET", "/load-balancer", c.listNLBs},
+		{"POST", "/load-balancer", c.createNLB},
+		{"GET", "/load-balancer/{id}", c.getNLB},
+		{"PUT", "/load-balancer/{id}", c.updateNLB},
+		{"DELETE", "/load-balancer/{id}", c.deleteNLB},
+		{"POST", "/load-balancer/{id}/service", c.addService},
+		{"GET", "/load-balancer/{id}/service/{service-id}", c.getService},
+		{"PUT", "/load-balancer/{id}/service/{service-id}", c.updateService},
+		{"DELETE", "/load-balancer/{id}/service/{service-id}", c.deleteService},
+	}
+}
+
 func nlbLink(id string) string { return "/v2/load-balancer/" + id }
 
 func (c *Cloud) serviceAPILocked(s *service) apiService {
@@ -36,20 +50,22 @@ func (c *Cloud) nlbAPILocked(lb *loadBalancer) apiLoadBalancer {
 	return out
 }
 
-func (c *Cloud) nlbLocked(id string) (*loadBalancer, error) {
+// nlbLocked returns the load balancer id of zone that is not being
+// deleted, else a 404 error.
+func (c *Cloud) nlbLocked(zone, id string) (*loadBalancer, error) {
 	lb := c.nlbs[id]
-	if lb == nil || lb.deleting {
+	if lb == nil || lb.deleting || lb.rec.Zone != zone {
 		return nil, notFound("load balancer", id)
 	}
 	return lb, nil
 }
 
-func (c *Cloud) listNLBs(*http.Request) (any, error) {
+func (c *Cloud) listNLBs(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []apiLoadBalancer{}
 	for _, lb := range c.sortedNLBs() {
-		if !lb.deleting {
+		if !lb.deleting && lb.rec.Zone == zoneOf(r) {
 			out = append(out, c.nlbAPILocked(lb))
 		}
 	}
@@ -59,7 +75,7 @@ func (c *Cloud) listNLBs(*http.Request) (any, error) {
 func (c *Cloud) getNLB(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lb, err := c.nlbLocked(r.PathValue("id"))
+	lb, err := c.nlbLocked(zoneOf(r), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +93,7 @@ func (c *Cloud) createNLB(r *http.Request) (any, error) {
 	if err := validName("name", *req.Name); err != nil {
 		return nil, err
 	}
-	rec := lbRecord{Name: *req.Name, Labels: req.Labels}
+	rec := lbRecord{Zone: zoneOf(r), Name: *req.Name, Labels: req.Labels}
 	if req.Description != nil {
 		if err := validDescription(*req.Description); err != nil {
 			return nil, err
@@ -93,7 +109,7 @@ func (c *Cloud) createNLB(r *http.Request) (any, error) {
 	rec.ID, rec.IP, rec.CreatedAt = newUUID(), ip, c.now().UTC()
 	c.nlbs[rec.ID] = &loadBalancer{rec: rec}
 	c.log.Info("load balancer created", "nlb", rec.ID, "name", rec.Name, "ip", ip)
-	return c.addOpLocked(&operation{kind: opDone, command: "create-load-balancer", refID: rec.ID, link: nlbLink(rec.ID)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "create-load-balancer", refID: rec.ID, link: nlbLink(rec.ID)}).api(), nil
 }
 
 func (c *Cloud) updateNLB(r *http.Request) (any, error) {
@@ -113,7 +129,7 @@ func (c *Cloud) updateNLB(r *http.Request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lb, err := c.nlbLocked(r.PathValue("id"))
+	lb, err := c.nlbLocked(zoneOf(r), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -126,24 +142,24 @@ func (c *Cloud) updateNLB(r *http.Request) (any, error) {
 	if req.Labels != nil {
 		lb.rec.Labels = req.Labels
 	}
-	return c.addOpLocked(&operation{kind: opDone, command: "update-load-balancer", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "update-load-balancer", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
 }
 
 func (c *Cloud) deleteNLB(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lb, err := c.nlbLocked(r.PathValue("id"))
+	lb, err := c.nlbLocked(zoneOf(r), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
 	lb.deleting = true
 	c.log.Info("load balancer deleting", "nlb", lb.rec.ID)
 	c.teardownNLBLocked(lb)
-	return c.addOpLocked(&operation{kind: opNLBDelete, command: "delete-load-balancer", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opNLBDelete, command: "delete-load-balancer", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
 }
 
 // validateService checks a complete service spec and fills defaults.
-func (c *Cloud) validateService(s *serviceRecord) error {
+func (c *Cloud) validateService(zone string, s *serviceRecord) error {
 	if err := validName("name", s.Name); err != nil {
 		return err
 	}
@@ -162,7 +178,7 @@ func (c *Cloud) validateService(s *serviceRecord) error {
 	if s.TargetPort < 1 || s.TargetPort > 65535 {
 		return errorf(http.StatusBadRequest, "invalid target-port %d", s.TargetPort)
 	}
-	if p := c.pools[s.PoolID]; p == nil || p.deleting {
+	if p := c.pools[s.PoolID]; p == nil || p.deleting || p.rec.Zone != zone {
 		return errorf(http.StatusBadRequest, "unknown instance-pool %q", s.PoolID)
 	}
 	hc := &s.Healthcheck
@@ -258,11 +274,11 @@ func (c *Cloud) addService(r *http.Request) (any, error) {
 	applyServiceRequest(&rec, req)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lb, err := c.nlbLocked(r.PathValue("id"))
+	lb, err := c.nlbLocked(zoneOf(r), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	if err := c.validateService(&rec); err != nil {
+	if err := c.validateService(lb.rec.Zone, &rec); err != nil {
 		return nil, err
 	}
 	if c.portInUseLocked(lb, rec.Port, "") {
@@ -272,18 +288,18 @@ func (c *Cloud) addService(r *http.Request) (any, error) {
 	s := &service{rec: rec, state: "creating"}
 	lb.services = append(lb.services, s)
 	c.log.Info("load balancer service created", "nlb", lb.rec.ID, "service", rec.ID, "port", rec.Port, "pool", rec.PoolID)
-	return c.addOpLocked(&operation{kind: opServiceReady, command: "add-service-to-load-balancer", refID: rec.ID,
-		link: nlbLink(lb.rec.ID) + "/service/" + rec.ID, nlbID: lb.rec.ID}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opServiceReady, command: "add-service-to-load-balancer", refID: lb.rec.ID,
+		link: nlbLink(lb.rec.ID), serviceID: rec.ID}).api(), nil
 }
 
 func (c *Cloud) serviceLocked(r *http.Request) (*loadBalancer, *service, error) {
-	lb, err := c.nlbLocked(r.PathValue("id"))
+	lb, err := c.nlbLocked(zoneOf(r), r.PathValue("id"))
 	if err != nil {
 		return nil, nil, err
 	}
-	_, s := c.findServiceLocked(lb.rec.ID, r.PathValue("sid"))
+	_, s := c.findServiceLocked(lb.rec.ID, r.PathValue("service_id"))
 	if s == nil || s.deleting {
-		return nil, nil, notFound("load balancer service", r.PathValue("sid"))
+		return nil, nil, notFound("load balancer service", r.PathValue("service_id"))
 	}
 	return lb, s, nil
 }
@@ -334,7 +350,7 @@ func (c *Cloud) updateService(r *http.Request) (any, error) {
 		req.Healthcheck = &hc
 	}
 	applyServiceRequest(&rec, req)
-	if err := c.validateService(&rec); err != nil {
+	if err := c.validateService(lb.rec.Zone, &rec); err != nil {
 		return nil, err
 	}
 	if c.portInUseLocked(lb, rec.Port, rec.ID) {
@@ -352,8 +368,8 @@ func (c *Cloud) updateService(r *http.Request) (any, error) {
 		c.syncBackendsLocked()
 	}
 	c.log.Info("load balancer service updated", "nlb", lb.rec.ID, "service", rec.ID)
-	return c.addOpLocked(&operation{kind: opServiceReady, command: "update-load-balancer-service", refID: rec.ID,
-		link: nlbLink(lb.rec.ID) + "/service/" + rec.ID, nlbID: lb.rec.ID}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opServiceReady, command: "update-load-balancer-service", refID: lb.rec.ID,
+		link: nlbLink(lb.rec.ID), serviceID: rec.ID}).api(), nil
 }
 
 func (c *Cloud) deleteService(r *http.Request) (any, error) {
@@ -369,6 +385,6 @@ func (c *Cloud) deleteService(r *http.Request) (any, error) {
 	} else {
 		c.removeServiceLocked(lb, s)
 	}
-	return c.addOpLocked(&operation{kind: opServiceDelete, command: "delete-load-balancer-service", refID: s.rec.ID,
-		link: nlbLink(lb.rec.ID) + "/service/" + s.rec.ID, nlbID: lb.rec.ID}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opServiceDelete, command: "delete-load-balancer-service", refID: lb.rec.ID,
+		link: nlbLink(lb.rec.ID), serviceID: s.rec.ID}).api(), nil
 }

@@ -6,10 +6,24 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
-	"strings"
 )
 
 // Instance pool and instance endpoints.
+
+func (c *Cloud) poolRoutes() []route {
+	return []route{
+		{"GET", "/instance-pool", c.listPools},
+		{"POST", "/instance-pool", c.createPool},
+		{"GET", "/instance-pool/{id}", c.getPool},
+		{"PUT", "/instance-pool/{id}", c.updatePool},
+		{"PUT", "/instance-pool/{id}:scale", c.scalePool},
+		{"PUT", "/instance-pool/{id}:evict", c.evictPool},
+		{"DELETE", "/instance-pool/{id}", c.deletePool},
+		{"GET", "/instance", c.listInstances},
+		{"GET", "/instance/{id}", c.getInstance},
+		{"DELETE", "/instance/{id}", c.deleteInstance},
+	}
+}
 
 func (c *Cloud) poolAPILocked(p *pool) apiInstancePool {
 	out := apiInstancePool{
@@ -19,10 +33,10 @@ func (c *Cloud) poolAPILocked(p *pool) apiInstancePool {
 		Labels: p.rec.Labels, Instances: []apiRef{},
 	}
 	if t, ok := findInstanceType(p.rec.InstanceTypeID); ok {
-		out.InstanceType = t.api(c.cfg.Zone)
+		out.InstanceType = t.api()
 	}
 	if t, ok := findTemplate(p.rec.TemplateID); ok {
-		out.Template = t.api(c.cfg.Zone)
+		out.Template = t.api()
 	}
 	for _, m := range c.membersLocked(p.rec.ID) {
 		if m.leave == stay {
@@ -32,20 +46,22 @@ func (c *Cloud) poolAPILocked(p *pool) apiInstancePool {
 	return out
 }
 
-func (c *Cloud) poolLocked(id string) (*pool, error) {
+// poolLocked returns the pool id of zone that is not being deleted, else a
+// 404 error.
+func (c *Cloud) poolLocked(zone, id string) (*pool, error) {
 	p := c.pools[id]
-	if p == nil || p.deleting {
+	if p == nil || p.deleting || p.rec.Zone != zone {
 		return nil, notFound("instance pool", id)
 	}
 	return p, nil
 }
 
-func (c *Cloud) listPools(*http.Request) (any, error) {
+func (c *Cloud) listPools(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []apiInstancePool{}
 	for _, p := range c.sortedPools() {
-		if !p.deleting {
+		if !p.deleting && p.rec.Zone == zoneOf(r) {
 			out = append(out, c.poolAPILocked(p))
 		}
 	}
@@ -55,7 +71,7 @@ func (c *Cloud) listPools(*http.Request) (any, error) {
 func (c *Cloud) getPool(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, err := c.poolLocked(r.PathValue("id"))
+	p, err := c.poolLocked(zoneOf(r), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -149,35 +165,22 @@ func (c *Cloud) createPool(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range c.pools {
-		if p.rec.Name == req.Name && !p.deleting {
+		if p.rec.Name == req.Name && !p.deleting && p.rec.Zone == zoneOf(r) {
 			return nil, errorf(http.StatusConflict, "an instance pool named %q already exists", req.Name)
 		}
 	}
 	p := &pool{rec: poolRecord{
-		ID: newUUID(), Name: req.Name, Description: req.Description, Size: int(*req.Size),
+		ID: newUUID(), Zone: zoneOf(r), Name: req.Name, Description: req.Description, Size: int(*req.Size),
 		InstanceTypeID: req.InstanceType.ID, TemplateID: req.Template.ID, InstancePrefix: req.InstancePrefix,
 		DiskSize: req.DiskSize, MinAvailable: req.MinAvailable, Labels: req.Labels, CreatedAt: c.now().UTC(),
 	}}
 	c.pools[p.rec.ID] = p
 	c.log.Info("instance pool created", "pool", p.rec.ID, "name", p.rec.Name, "size", p.rec.Size)
-	return c.addOpLocked(&operation{kind: opPoolConverge, command: "create-instance-pool", refID: p.rec.ID, link: poolLink(p.rec.ID)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolConverge, command: "create-instance-pool", refID: p.rec.ID, link: poolLink(p.rec.ID)}).api(), nil
 }
 
-// putPool serves PUT /instance-pool/{id}, {id}:scale and {id}:evict.
-func (c *Cloud) putPool(r *http.Request) (any, error) {
-	id, action, _ := strings.Cut(r.PathValue("id"), ":")
-	switch action {
-	case "":
-		return c.updatePool(r, id)
-	case "scale":
-		return c.scalePool(r, id)
-	case "evict":
-		return c.evictPool(r, id)
-	}
-	return nil, errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
-}
-
-func (c *Cloud) updatePool(r *http.Request, id string) (any, error) {
+func (c *Cloud) updatePool(r *http.Request) (any, error) {
+	id := r.PathValue("id")
 	var req updatePoolRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
@@ -211,7 +214,7 @@ func (c *Cloud) updatePool(r *http.Request, id string) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, err := c.poolLocked(id)
+	p, err := c.poolLocked(zoneOf(r), id)
 	if err != nil {
 		return nil, err
 	}
@@ -241,10 +244,11 @@ func (c *Cloud) updatePool(r *http.Request, id string) (any, error) {
 		rec.Labels = req.Labels
 	}
 	c.log.Info("instance pool updated", "pool", id)
-	return c.addOpLocked(&operation{kind: opDone, command: "update-instance-pool", refID: id, link: poolLink(id)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "update-instance-pool", refID: id, link: poolLink(id)}).api(), nil
 }
 
-func (c *Cloud) scalePool(r *http.Request, id string) (any, error) {
+func (c *Cloud) scalePool(r *http.Request) (any, error) {
+	id := r.PathValue("id")
 	var req scalePoolRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
@@ -254,14 +258,14 @@ func (c *Cloud) scalePool(r *http.Request, id string) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, err := c.poolLocked(id)
+	p, err := c.poolLocked(zoneOf(r), id)
 	if err != nil {
 		return nil, err
 	}
 	c.log.Info("instance pool scaled", "pool", id, "from", p.rec.Size, "to", *req.Size)
 	p.rec.Size = int(*req.Size)
 	p.retryAt = c.now() // a new request retries at once
-	return c.addOpLocked(&operation{kind: opPoolConverge, command: "scale-instance-pool", refID: id, link: poolLink(id)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolConverge, command: "scale-instance-pool", refID: id, link: poolLink(id)}).api(), nil
 }
 
 // evictIDs parses the evict body: the spec's {"instances": ["id", ...]}, and
@@ -295,14 +299,15 @@ func evictIDs(r *http.Request) ([]string, error) {
 	return ids, nil
 }
 
-func (c *Cloud) evictPool(r *http.Request, id string) (any, error) {
+func (c *Cloud) evictPool(r *http.Request) (any, error) {
+	id := r.PathValue("id")
 	ids, err := evictIDs(r)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, err := c.poolLocked(id)
+	p, err := c.poolLocked(zoneOf(r), id)
 	if err != nil {
 		return nil, err
 	}
@@ -317,14 +322,14 @@ func (c *Cloud) evictPool(r *http.Request, id string) (any, error) {
 	}
 	p.rec.Size = max(0, p.rec.Size-len(ids))
 	c.log.Info("instance pool members evicted", "pool", id, "instances", ids, "size", p.rec.Size)
-	return c.addOpLocked(&operation{kind: opPoolEvict, command: "evict-instance-pool-members", refID: id, link: poolLink(id), evicted: ids}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolEvict, command: "evict-instance-pool-members", refID: id, link: poolLink(id), evicted: ids}).api(), nil
 }
 
 func (c *Cloud) deletePool(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, err := c.poolLocked(id)
+	p, err := c.poolLocked(zoneOf(r), id)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +342,7 @@ func (c *Cloud) deletePool(r *http.Request) (any, error) {
 	}
 	p.deleting = true
 	c.log.Info("instance pool deleting", "pool", id)
-	return c.addOpLocked(&operation{kind: opPoolDelete, command: "delete-instance-pool", refID: id, link: poolLink(id)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolDelete, command: "delete-instance-pool", refID: id, link: poolLink(id)}).api(), nil
 }
 
 func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
@@ -350,10 +355,10 @@ func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
 		out.Manager = &apiManager{ID: inst.rec.PoolID, Type: "instance-pool"}
 	}
 	if t, ok := findInstanceType(inst.rec.InstanceTypeID); ok {
-		out.InstanceType = t.api(c.cfg.Zone)
+		out.InstanceType = t.api()
 	}
 	if t, ok := findTemplate(inst.rec.TemplateID); ok {
-		out.Template = t.api(c.cfg.Zone)
+		out.Template = t.api()
 	}
 	return out
 }
@@ -379,7 +384,8 @@ func (c *Cloud) listInstances(r *http.Request) (any, error) {
 		switch {
 		case managerID != "" && inst.rec.PoolID != managerID,
 			managerType != "" && (managerType != "instance-pool" || inst.rec.PoolID == ""),
-			ip != "" && inst.rec.IP.String() != ip:
+			ip != "" && inst.rec.IP.String() != ip,
+			inst.rec.Zone != zoneOf(r):
 			continue
 		}
 		out = append(out, c.instanceAPILocked(inst))
@@ -397,7 +403,7 @@ func (c *Cloud) getInstance(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst := c.instances[r.PathValue("id")]
-	if inst == nil {
+	if inst == nil || inst.rec.Zone != zoneOf(r) {
 		return nil, notFound("instance", r.PathValue("id"))
 	}
 	return c.instanceAPILocked(inst), nil
@@ -408,10 +414,10 @@ func (c *Cloud) deleteInstance(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst := c.instances[id]
-	if inst == nil {
+	if inst == nil || inst.rec.Zone != zoneOf(r) {
 		return nil, notFound("instance", id)
 	}
 	c.log.Info("instance deleted by request", "instance", id, "pool", inst.rec.PoolID)
 	c.requestLeaveLocked(inst, leaveKill)
-	return c.addOpLocked(&operation{kind: opInstanceDelete, command: "delete-instance", refID: id, link: "/v2/instance/" + id}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opInstanceDelete, command: "delete-instance", refID: id, link: "/v2/instance/" + id}).api(), nil
 }

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"slices"
 	"time"
 )
 
@@ -62,18 +63,18 @@ func findTemplate(id string) (template, bool) {
 	return template{}, false
 }
 
-func (t instanceType) api(zone string) *apiInstanceType {
+func (t instanceType) api() *apiInstanceType {
 	return &apiInstanceType{
 		ID: t.ID, Family: t.Family, Size: t.Size, CPUs: t.CPUs, Memory: t.Memory,
-		Authorized: true, Zones: []string{zone},
+		Authorized: true, Zones: slices.Clone(Zones),
 	}
 }
 
-func (t template) api(zone string) *apiTemplate {
+func (t template) api() *apiTemplate {
 	return &apiTemplate{
 		ID: t.ID, Name: t.Name, Family: t.Family, Version: t.Version, Build: t.Version + "-tidepool",
 		Description: t.Name + " (local tidepool cloud: runs `tidepool app`)",
 		Maintainer:  "tidepool", DefaultUser: t.DefaultUser, BootMode: "uefi", Visibility: "public",
-		Size: 10 * gib, SSHKey: true, CreatedAt: catalogTime, Zones: []string{zone},
+		Size: 10 * gib, SSHKey: true, CreatedAt: catalogTime, Zones: slices.Clone(Zones),
 	}
 }

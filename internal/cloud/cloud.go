@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +62,8 @@ type Config struct {
 	// Key and Secret are the API credentials requests must be signed with;
 	// "" means DefaultKey / DefaultSecret.
 	Key, Secret string
-	// Zone is the only zone served; "" means DefaultZone.
+	// Zone is the zone served under /v2 (one of Zones; the others are
+	// served under /zone/<name>/v2); "" means DefaultZone.
 	Zone string
 	// PublicEndpoint is the API URL advertised by GET /zone, e.g.
 	// "http://127.0.0.1:8580/v2"; "" derives it from each request's Host.
@@ -126,6 +128,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Zone == "" {
 		cfg.Zone = DefaultZone
+	}
+	if !knownZone(cfg.Zone) {
+		return cfg, fmt.Errorf("zone %q: want one of %s", cfg.Zone, strings.Join(Zones, ", "))
 	}
 	if !cfg.MemberNet.IsValid() {
 		cfg.MemberNet = DefaultMemberNet

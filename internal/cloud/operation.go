@@ -36,11 +36,17 @@ const maxOps = 1000
 // GET /operation/{id} reports it pending until its kind's condition holds.
 type operation struct {
 	id      string
+	zone    string // operations are looked up in the zone of their request
 	kind    opKind
 	command string // spec operationId, e.g. "scale-instance-pool"
-	refID   string // the resource the operation is about
+	refID   string // the resource the reference names, as Exoscale does (below)
 	link    string // its API path
-	nlbID   string // owning load balancer of a service
+	// serviceID is the load balancer service a service operation waits for.
+	// Exoscale's reference of a service operation is its load balancer
+	// (egoscale v2's CreateNetworkLoadBalancerService reads GET
+	// /load-balancer/{reference.id} and finds the new service by name), so
+	// refID holds the load balancer there.
+	serviceID string
 	evicted []string
 	created time.Time
 
@@ -57,10 +63,10 @@ func (op *operation) api() apiOperation {
 }
 
 // addOpLocked records op (kind, command, reference and kind-specific fields
-// set) and evaluates it at once, so an already satisfied operation is
-// answered as success.
-func (c *Cloud) addOpLocked(op *operation) *operation {
-	op.id, op.created, op.state = newUUID(), c.now(), opPending
+// set) in zone and evaluates it at once, so an already satisfied operation
+// is answered as success.
+func (c *Cloud) addOpLocked(zone string, op *operation) *operation {
+	op.id, op.zone, op.created, op.state = newUUID(), zone, c.now(), opPending
 	c.ops[op.id] = op
 	c.opOrder = append(c.opOrder, op.id)
 	c.pruneOpsLocked()
@@ -98,7 +104,7 @@ func (c *Cloud) evalOpLocked(op *operation, now time.Time) {
 	}
 	op.state, op.reason, op.message = state, reason, msg
 	if state != opPending {
-		c.log.Info("operation finished", "operation", op.id, "command", op.command, "reference", op.refID, "state", state, "message", msg)
+		c.log.Info("operation finished", "operation", op.id, "command", op.command, "reference", op.refID, "service", op.serviceID, "state", state, "message", msg)
 	}
 }
 
@@ -136,7 +142,7 @@ func (c *Cloud) opOutcomeLocked(op *operation) (state, reason, msg string) {
 			return opSuccess, "", ""
 		}
 	case opServiceReady:
-		_, s := c.findServiceLocked(op.nlbID, op.refID)
+		_, s := c.findServiceLocked(op.refID, op.serviceID)
 		switch {
 		case s == nil || s.deleting:
 			return opFailure, "not-found", "load balancer service deleted"
@@ -146,7 +152,7 @@ func (c *Cloud) opOutcomeLocked(op *operation) (state, reason, msg string) {
 			return opFailure, "fault", s.lastErr
 		}
 	case opServiceDelete:
-		if _, s := c.findServiceLocked(op.nlbID, op.refID); s == nil {
+		if _, s := c.findServiceLocked(op.refID, op.serviceID); s == nil {
 			return opSuccess, "", ""
 		}
 	case opDone:

@@ -103,6 +103,7 @@ func (c *Cloud) reconcilePoolLocked(ctx context.Context, p *pool, now time.Time)
 		inst := &instance{
 			rec: instanceRecord{
 				ID:             newUUID(),
+				Zone:           p.rec.Zone,
 				Name:           fmt.Sprintf("%s-%s-%d", p.rec.InstancePrefix, p.rec.ID[:5], p.rec.NextIndex),
 				PoolID:         p.rec.ID,
 				Index:          p.rec.NextIndex,

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -34,6 +35,7 @@ type stateDoc struct {
 
 type poolRecord struct {
 	ID             string            `json:"id"`
+	Zone           string            `json:"zone"` // "" in older files: Config.Zone
 	Name           string            `json:"name"`
 	Description    string            `json:"description,omitempty"`
 	Size           int               `json:"size"`
@@ -50,6 +52,7 @@ type poolRecord struct {
 
 type instanceRecord struct {
 	ID             string     `json:"id"`
+	Zone           string     `json:"zone"` // its pool's; "" in older files: Config.Zone
 	Name           string     `json:"name"`
 	PoolID         string     `json:"pool"`
 	Index          int        `json:"index"`
@@ -77,6 +80,7 @@ type serviceRecord struct {
 
 type lbRecord struct {
 	ID          string            `json:"id"`
+	Zone        string            `json:"zone"` // "" in older files: Config.Zone
 	Name        string            `json:"name"`
 	Description string            `json:"description,omitempty"`
 	IP          netip.Addr        `json:"ip"`
@@ -168,6 +172,15 @@ func (c *Cloud) load() error {
 	}
 	if doc.Version != stateVersion {
 		return fmt.Errorf("state file %s: version %d, want %d", c.statePath(), doc.Version, stateVersion)
+	}
+	for i := range doc.Pools {
+		doc.Pools[i].Zone = cmp.Or(doc.Pools[i].Zone, c.cfg.Zone)
+	}
+	for i := range doc.Instances {
+		doc.Instances[i].Zone = cmp.Or(doc.Instances[i].Zone, c.cfg.Zone)
+	}
+	for i := range doc.LoadBalancers {
+		doc.LoadBalancers[i].Zone = cmp.Or(doc.LoadBalancers[i].Zone, c.cfg.Zone)
 	}
 	for _, rec := range doc.Pools {
 		c.pools[rec.ID] = &pool{rec: rec}

@@ -135,6 +135,14 @@ func CreateNLBService(ctx context.Context, c *v3.Client, spec ServiceSpec) (Serv
 		return Service{}, fmt.Errorf("create load balancer: %w", err)
 	}
 	s := Service{NLBID: op.Reference.ID}
+	lb, err := c.GetLoadBalancer(ctx, s.NLBID)
+	if err != nil {
+		return Service{}, fmt.Errorf("get load balancer: %w", err)
+	}
+	before := map[v3.UUID]bool{}
+	for _, svc := range lb.Services {
+		before[svc.ID] = true
+	}
 	op, err = c.AddServiceToLoadBalancer(ctx, s.NLBID, v3.AddServiceToLoadBalancerRequest{
 		Name:         spec.Name,
 		Port:         int64(spec.Port),
@@ -150,24 +158,28 @@ func CreateNLBService(ctx context.Context, c *v3.Client, spec ServiceSpec) (Serv
 	if err != nil {
 		return Service{}, fmt.Errorf("add load balancer service: %w", err)
 	}
-	if op, err = WaitOperation(ctx, c, op); err != nil {
+	if _, err = WaitOperation(ctx, c, op); err != nil {
 		return Service{}, fmt.Errorf("add load balancer service: %w", err)
 	}
-	s.ServiceID = op.Reference.ID
+	// The operation references the load balancer, not the new service: find
+	// the service that was not there before and has the name asked for.
 	for {
 		lb, err := c.GetLoadBalancer(ctx, s.NLBID)
 		if err != nil {
 			return Service{}, fmt.Errorf("get load balancer: %w", err)
 		}
-		for _, svc := range lb.Services {
-			if svc.ID == s.ServiceID && svc.State == v3.LoadBalancerServiceStateRunning {
-				ip, err := netip.ParseAddr(lb.IP.String())
-				if err != nil {
-					return Service{}, fmt.Errorf("load balancer ip %q: %w", lb.IP, err)
-				}
-				s.Addr = netip.AddrPortFrom(ip, spec.Port).String()
-				return s, nil
+		svc, err := newService(lb, before, spec.Name)
+		if err != nil {
+			return Service{}, fmt.Errorf("load balancer %s: %w", s.NLBID, err)
+		}
+		s.ServiceID = svc.ID
+		if svc.State == v3.LoadBalancerServiceStateRunning {
+			ip, err := netip.ParseAddr(lb.IP.String())
+			if err != nil {
+				return Service{}, fmt.Errorf("load balancer ip %q: %w", lb.IP, err)
 			}
+			s.Addr = netip.AddrPortFrom(ip, spec.Port).String()
+			return s, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -175,6 +187,25 @@ func CreateNLBService(ctx context.Context, c *v3.Client, spec ServiceSpec) (Serv
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// newService returns the service of lb that is not in before and is named
+// name, as egoscale v2 identifies a service it just added; an error when
+// there is none or more than one.
+func newService(lb *v3.LoadBalancer, before map[v3.UUID]bool, name string) (v3.LoadBalancerService, error) {
+	var found []v3.LoadBalancerService
+	for _, svc := range lb.Services {
+		if !before[svc.ID] && svc.Name == name {
+			found = append(found, svc)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return v3.LoadBalancerService{}, fmt.Errorf("no new service named %q", name)
+	case 1:
+		return found[0], nil
+	}
+	return v3.LoadBalancerService{}, fmt.Errorf("%d new services named %q", len(found), name)
 }
 
 // WaitOperation polls op every 100ms until it succeeds (returning the final
