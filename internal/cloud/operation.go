@@ -47,8 +47,8 @@ type operation struct {
 	// /load-balancer/{reference.id} and finds the new service by name), so
 	// refID holds the load balancer there.
 	serviceID string
-	evicted []string
-	created time.Time
+	evicted   []string
+	created   time.Time
 
 	state   string
 	reason  string
