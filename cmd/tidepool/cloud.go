@@ -59,7 +59,7 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	nlbDataPath := fs.String("nlb-datapath", string(nlb.DataPathAuto), "how load balancers move bytes: auto (epoll on Linux), epoll or portable (a goroutine per connection direction)")
 	appPort := fs.Uint("app-port", cloud.DefaultAppPort, "port of the app on every member")
 	metricsPort := fs.Uint("metrics-port", cloud.DefaultMetricsPort, "port of the node exporter on every member")
-	fs.DurationVar(&cfg.BootDelay, "boot-delay", cloud.DefaultBootDelay, "how long a new member is \"starting\" before its process starts (negative: none)")
+	bootDelay := fs.Duration("boot-delay", cloud.DefaultBootDelay, "how long a new member is \"starting\" before its process starts (0: none)")
 	fs.Float64Var(&cfg.CPUPerVCPU, "cpu-per-vcpu", cloud.DefaultCPUPerVCPU, "CPU quota in cores per vCPU of a member's instance type")
 	fs.IntVar(&cfg.MaxPoolSize, "max-pool-size", cloud.DefaultMaxPoolSize, "largest instance pool size accepted")
 	appBinary := fs.String("app-binary", "", "program run as `BINARY app` on every member (default: this executable)")
@@ -90,6 +90,10 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	cfg.AppPort, cfg.MetricsPort = uint16(*appPort), uint16(*metricsPort)
+	if *bootDelay < 0 {
+		return usageError(fs, fmt.Errorf("-boot-delay %v must not be negative", *bootDelay))
+	}
+	cfg.BootDelay = bootDelay
 	switch {
 	case cfg.CPUPerVCPU <= 0:
 		return usageError(fs, fmt.Errorf("-cpu-per-vcpu %v must be positive", cfg.CPUPerVCPU))

@@ -176,7 +176,7 @@ func (c *Cloud) createPool(r *http.Request) (any, error) {
 	}}
 	c.pools[p.rec.ID] = p
 	c.log.Info("instance pool created", "pool", p.rec.ID, "name", p.rec.Name, "size", p.rec.Size)
-	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolConverge, command: "create-instance-pool", refID: p.rec.ID, link: poolLink(p.rec.ID)}).api(), nil
+	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolConverge, command: "create-instance-pool", refID: p.rec.ID, link: poolLink(p.rec.ID), sizeGen: p.sizeGen}).api(), nil
 }
 
 func (c *Cloud) updatePool(r *http.Request) (any, error) {
@@ -264,8 +264,10 @@ func (c *Cloud) scalePool(r *http.Request) (any, error) {
 	}
 	c.log.Info("instance pool scaled", "pool", id, "from", p.rec.Size, "to", *req.Size)
 	p.rec.Size = int(*req.Size)
-	p.retryAt = c.now() // a new request retries at once
-	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolConverge, command: "scale-instance-pool", refID: id, link: poolLink(id)}).api(), nil
+	p.sizeGen++                   // supersedes pending create and scale operations
+	p.retryAt = c.now()           // a new request retries at once
+	p.failures, p.lastErr = 0, "" // and is judged on its own failures
+	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolConverge, command: "scale-instance-pool", refID: id, link: poolLink(id), sizeGen: p.sizeGen}).api(), nil
 }
 
 // evictIDs parses the evict body: the spec's {"instances": ["id", ...]}, and
@@ -321,6 +323,7 @@ func (c *Cloud) evictPool(r *http.Request) (any, error) {
 		c.requestLeaveLocked(c.instances[iid], leaveEvict)
 	}
 	p.rec.Size = max(0, p.rec.Size-len(ids))
+	p.sizeGen++ // supersedes pending create and scale operations
 	c.log.Info("instance pool members evicted", "pool", id, "instances", ids, "size", p.rec.Size)
 	return c.addOpLocked(zoneOf(r), &operation{kind: opPoolEvict, command: "evict-instance-pool-members", refID: id, link: poolLink(id), evicted: ids}).api(), nil
 }

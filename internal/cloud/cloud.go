@@ -34,16 +34,19 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultKey              = "EXOtidepool0000000000000000"
-	DefaultSecret           = "tidepool-local-secret"
-	DefaultZone             = "ch-gva-2"
-	DefaultAppPort          = 8080
-	DefaultMetricsPort      = 9100
-	DefaultBootDelay        = 3 * time.Second
-	DefaultCPUPerVCPU       = 0.25
-	DefaultMaxPoolSize      = 20
-	DefaultEvictGrace       = 30 * time.Second
-	DefaultShutdownGrace    = 3 * time.Second
+	DefaultKey         = "EXOtidepool0000000000000000"
+	DefaultSecret      = "tidepool-local-secret"
+	DefaultZone        = "ch-gva-2"
+	DefaultAppPort     = 8080
+	DefaultMetricsPort = 9100
+	DefaultBootDelay   = 3 * time.Second
+	DefaultCPUPerVCPU  = 0.25
+	DefaultMaxPoolSize = 20
+	DefaultEvictGrace  = 30 * time.Second
+	// DefaultShutdownGrace exceeds the app's default drain (5 s, during which
+	// a stopping member keeps serving while its health check fails), so that
+	// stopping the cloud lets every member finish instead of SIGKILLing it.
+	DefaultShutdownGrace    = 10 * time.Second
 	DefaultReadyTimeout     = 60 * time.Second
 	DefaultOperationTimeout = 5 * time.Minute
 	// StateFile is the name of the state file inside Config.StateDir.
@@ -80,8 +83,8 @@ type Config struct {
 	// 0 means DefaultAppPort / DefaultMetricsPort.
 	AppPort, MetricsPort uint16
 	// BootDelay is how long a new member stays "starting" before its process
-	// is started; 0 means DefaultBootDelay, negative means none.
-	BootDelay time.Duration
+	// is started; nil means DefaultBootDelay, zero (or negative) none.
+	BootDelay *time.Duration
 	// CPUPerVCPU is the CPU quota in cores a member gets per vCPU of its
 	// instance type; 0 means DefaultCPUPerVCPU.
 	CPUPerVCPU float64
@@ -90,8 +93,10 @@ type Config struct {
 	// EvictGrace bounds a graceful member stop (evict, scale down) before
 	// SIGKILL; 0 means DefaultEvictGrace. It should cover the app's drain.
 	EvictGrace time.Duration
-	// ShutdownGrace bounds stopping members when Run's context is cancelled;
-	// 0 means DefaultShutdownGrace.
+	// ShutdownGrace bounds stopping members when Run's context is cancelled
+	// (and draining the load balancers); 0 means DefaultShutdownGrace. It
+	// should exceed the members' drain (the app's --drain), else stopping the
+	// cloud SIGKILLs them.
 	ShutdownGrace time.Duration
 	// ReadyTimeout bounds the wait for a started member's /health to answer
 	// 200; 0 means DefaultReadyTimeout.
@@ -161,10 +166,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("app port and metrics port are both %d", cfg.AppPort)
 	}
 	switch {
-	case cfg.BootDelay == 0:
-		cfg.BootDelay = DefaultBootDelay
-	case cfg.BootDelay < 0:
-		cfg.BootDelay = 0
+	case cfg.BootDelay == nil:
+		cfg.BootDelay = new(DefaultBootDelay)
+	case *cfg.BootDelay < 0:
+		cfg.BootDelay = new(time.Duration(0))
+	default:
+		cfg.BootDelay = new(*cfg.BootDelay) // not shared with the caller
 	}
 	if cfg.CPUPerVCPU == 0 {
 		cfg.CPUPerVCPU = DefaultCPUPerVCPU

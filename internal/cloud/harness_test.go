@@ -31,6 +31,8 @@ type harnessOptions struct {
 	memberNet, nlbNet netip.Prefix
 	cgroupParent      string
 	key, secret       string
+	appDrain          string        // TIDEPOOL_APP_DRAIN of members; "" means 500ms
+	bootDelay         time.Duration // 0 means 100ms
 }
 
 // harness is one Run of a cloud served by httptest, for tests that need
@@ -75,14 +77,20 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 	if o.cgroupParent == "" {
 		o.cgroupParent = "tidepool-cloud-test-" + randHex(4)
 	}
+	if o.appDrain == "" {
+		o.appDrain = "500ms"
+	}
+	if o.bootDelay == 0 {
+		o.bootDelay = 100 * time.Millisecond
+	}
 	if o.key == "" {
 		o.key, o.secret = "EXO"+randHex(8), randHex(16)
 	}
 	c, err := cloud.New(cloud.Config{
 		Key: o.key, Secret: o.secret, StateDir: o.stateDir,
 		MemberNet: o.memberNet, NLBNet: o.nlbNet,
-		BootDelay: 100 * time.Millisecond, AppCommand: o.appCommand,
-		AppEnv: []string{"TIDEPOOL_APP_DRAIN=500ms"}, CgroupParent: o.cgroupParent,
+		BootDelay: new(o.bootDelay), AppCommand: o.appCommand,
+		AppEnv: []string{"TIDEPOOL_APP_DRAIN=" + o.appDrain}, CgroupParent: o.cgroupParent,
 		ShutdownGrace: 3 * time.Second, Logger: testLogger(t),
 	})
 	if err != nil {

@@ -91,7 +91,7 @@ func (c *Cloud) runMember(ctx context.Context, inst *instance) {
 	defer c.wg.Done()
 	log := c.log.With("instance", inst.rec.ID, "name", inst.rec.Name)
 
-	if d := c.cfg.BootDelay; d > 0 {
+	if d := *c.cfg.BootDelay; d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:

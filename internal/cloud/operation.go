@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -48,6 +49,7 @@ type operation struct {
 	// refID holds the load balancer there.
 	serviceID string
 	evicted   []string
+	sizeGen   int // of the pool when a create or scale operation was made
 	created   time.Time
 
 	state   string
@@ -117,6 +119,8 @@ func (c *Cloud) opOutcomeLocked(op *operation) (state, reason, msg string) {
 		switch {
 		case p == nil || p.deleting:
 			return opFailure, "not-found", "instance pool deleted"
+		case p.sizeGen != op.sizeGen:
+			return opFailure, "interrupted", fmt.Sprintf("superseded: a later request set the instance pool's size to %d", p.rec.Size)
 		case c.poolStateLocked(p) == poolRunning:
 			return opSuccess, "", ""
 		case p.failures >= maxPoolFailures:

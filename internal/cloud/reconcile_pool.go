@@ -16,6 +16,9 @@ type pool struct {
 	failures int // consecutive member start failures
 	lastErr  string
 	retryAt  time.Time
+	// sizeGen counts the requests that set the size (create, scale, evict):
+	// an operation waiting for an earlier size has been superseded.
+	sizeGen int
 }
 
 func (c *Cloud) sortedPools() []*pool {
@@ -96,6 +99,12 @@ func (c *Cloud) reconcilePoolLocked(ctx context.Context, p *pool, now time.Time)
 	for range missing {
 		ip, err := c.memberIPs.alloc()
 		if err != nil {
+			if n := c.leavingLocked(); n > 0 {
+				// Not a failure: the addresses come back as those members go
+				// (each departure pokes the reconciler).
+				c.log.Debug("member address range exhausted, waiting for leaving members", "pool", p.rec.ID, "leaving", n)
+				return
+			}
 			c.poolFailedLocked(p, fmt.Errorf("allocate member address: %w", err), now)
 			return
 		}
@@ -120,6 +129,18 @@ func (c *Cloud) reconcilePoolLocked(ctx context.Context, p *pool, now time.Time)
 		c.log.Info("creating member", "pool", p.rec.ID, "instance", inst.rec.ID, "name", inst.rec.Name, "ip", ip)
 		c.startWorkerLocked(ctx, inst)
 	}
+}
+
+// leavingLocked counts the members of every pool that are leaving but
+// still hold their address.
+func (c *Cloud) leavingLocked() int {
+	n := 0
+	for _, inst := range c.instances {
+		if inst.leave != stay {
+			n++
+		}
+	}
+	return n
 }
 
 // poolFailedLocked records a member failure and delays the next start.

@@ -296,7 +296,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		NLBNet:         plan.lbNet,
 		AppPort:        plan.appPort,
 		MetricsPort:    plan.metricsPort,
-		BootDelay:      cfg.BootDelay,
+		BootDelay:      new(cfg.BootDelay),
 		CPUPerVCPU:     cfg.CPUPerVCPU,
 		EvictGrace:     15 * time.Second,
 		AppCommand:     cfg.AppCommand,

@@ -150,7 +150,7 @@ func (e *Env) config(opts Options) cloud.Config {
 		Key: e.Key, Secret: e.Secret, Zone: e.Zone,
 		StateDir:  e.StateDir,
 		MemberNet: e.MemberNet, NLBNet: e.NLBNet,
-		BootDelay:     opts.BootDelay,
+		BootDelay:     new(opts.BootDelay),
 		CPUPerVCPU:    opts.CPUs,
 		AppCommand:    []string{e.bin, "app"},
 		AppEnv:        []string{"TIDEPOOL_APP_DRAIN=" + memberDrain},
