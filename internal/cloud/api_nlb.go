@@ -14,10 +14,12 @@ func (c *Cloud) nlbRoutes() []route {
 		{"GET", "/load-balancer/{id}", c.getNLB},
 		{"PUT", "/load-balancer/{id}", c.updateNLB},
 		{"DELETE", "/load-balancer/{id}", c.deleteNLB},
+		{"DELETE", "/load-balancer/{id}/{field}", c.resetNLBField},
 		{"POST", "/load-balancer/{id}/service", c.addService},
 		{"GET", "/load-balancer/{id}/service/{service-id}", c.getService},
 		{"PUT", "/load-balancer/{id}/service/{service-id}", c.updateService},
 		{"DELETE", "/load-balancer/{id}/service/{service-id}", c.deleteService},
+		{"DELETE", "/load-balancer/{id}/service/{service-id}/{field}", c.resetServiceField},
 	}
 }
 
@@ -143,6 +145,27 @@ func (c *Cloud) updateNLB(r *http.Request) (any, error) {
 		lb.rec.Labels = req.Labels
 	}
 	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "update-load-balancer", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
+}
+
+// resetNLBField serves DELETE /load-balancer/{id}/{field}: description or
+// labels go back to empty.
+func (c *Cloud) resetNLBField(r *http.Request) (any, error) {
+	field := r.PathValue("field")
+	if field != "description" && field != "labels" {
+		return nil, errorf(http.StatusBadRequest, "load balancer field %q cannot be reset", field)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lb, err := c.nlbLocked(zoneOf(r), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if field == "description" {
+		lb.rec.Description = ""
+	} else {
+		lb.rec.Labels = nil
+	}
+	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "reset-load-balancer-field", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
 }
 
 func (c *Cloud) deleteNLB(r *http.Request) (any, error) {
@@ -370,6 +393,23 @@ func (c *Cloud) updateService(r *http.Request) (any, error) {
 	c.log.Info("load balancer service updated", "nlb", lb.rec.ID, "service", rec.ID)
 	return c.addOpLocked(zoneOf(r), &operation{kind: opServiceReady, command: "update-load-balancer-service", refID: lb.rec.ID,
 		link: nlbLink(lb.rec.ID), serviceID: rec.ID}).api(), nil
+}
+
+// resetServiceField serves DELETE /load-balancer/{id}/service/{service-id}/{field}:
+// the description goes back to empty. Like every service operation, it
+// references the load balancer.
+func (c *Cloud) resetServiceField(r *http.Request) (any, error) {
+	if field := r.PathValue("field"); field != "description" {
+		return nil, errorf(http.StatusBadRequest, "load balancer service field %q cannot be reset", field)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lb, s, err := c.serviceLocked(r)
+	if err != nil {
+		return nil, err
+	}
+	s.rec.Description = ""
+	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "reset-load-balancer-service-field", refID: lb.rec.ID, link: nlbLink(lb.rec.ID)}).api(), nil
 }
 
 func (c *Cloud) deleteService(r *http.Request) (any, error) {

@@ -19,6 +19,7 @@ func (c *Cloud) poolRoutes() []route {
 		{"PUT", "/instance-pool/{id}:scale", c.scalePool},
 		{"PUT", "/instance-pool/{id}:evict", c.evictPool},
 		{"DELETE", "/instance-pool/{id}", c.deletePool},
+		{"DELETE", "/instance-pool/{id}/{field}", c.resetPoolField},
 		{"GET", "/instance", c.listInstances},
 		{"GET", "/instance/{id}", c.getInstance},
 		{"DELETE", "/instance/{id}", c.deleteInstance},
@@ -245,6 +246,32 @@ func (c *Cloud) updatePool(r *http.Request) (any, error) {
 	}
 	c.log.Info("instance pool updated", "pool", id)
 	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "update-instance-pool", refID: id, link: poolLink(id)}).api(), nil
+}
+
+// resetPoolField serves DELETE /instance-pool/{id}/{field}: the field goes
+// back to its default (Terraform clears a description, labels or user data
+// this way). Fields this cloud does not keep are accepted and stay unset.
+func (c *Cloud) resetPoolField(r *http.Request) (any, error) {
+	id, field := r.PathValue("id"), r.PathValue("field")
+	switch field {
+	case "description", "labels", "anti-affinity-groups", "security-groups", "elastic-ips", "private-networks", "ssh-key", "user-data":
+	default:
+		return nil, errorf(http.StatusBadRequest, "instance pool field %q cannot be reset", field)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := c.poolLocked(zoneOf(r), id)
+	if err != nil {
+		return nil, err
+	}
+	switch field {
+	case "description":
+		p.rec.Description = ""
+	case "labels":
+		p.rec.Labels = nil
+	}
+	c.log.Info("instance pool field reset", "pool", id, "field", field)
+	return c.addOpLocked(zoneOf(r), &operation{kind: opDone, command: "reset-instance-pool-field", refID: id, link: poolLink(id)}).api(), nil
 }
 
 func (c *Cloud) scalePool(r *http.Request) (any, error) {

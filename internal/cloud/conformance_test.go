@@ -88,6 +88,11 @@ func TestSchemaConformance(t *testing.T) {
 	must("list pools", err)
 	op, err = c.UpdateInstancePool(ctx, poolID, v3.UpdateInstancePoolRequest{Description: "conformance test"})
 	do("update pool", op, err, poolID)
+	op, err = c.ResetInstancePoolField(ctx, poolID, v3.ResetInstancePoolFieldFieldDescription)
+	do("reset pool description", op, err, poolID)
+	if p, err := c.GetInstancePool(ctx, poolID); err != nil || p.Description != "" {
+		t.Errorf("pool after resetting its description: %+v, %v; want no description", p, err)
+	}
 	op, err = c.ScaleInstancePool(ctx, poolID, v3.ScaleInstancePoolRequest{Size: 3})
 	do("scale pool", op, err, poolID)
 	members, err := c.ListInstances(ctx, v3.ListInstancesWithManagerID(poolID))
@@ -116,6 +121,8 @@ func TestSchemaConformance(t *testing.T) {
 	must("list load balancers", err)
 	op, err = c.UpdateLoadBalancer(ctx, nlbID, v3.UpdateLoadBalancerRequest{Description: "conformance test"})
 	do("update load balancer", op, err, nlbID)
+	op, err = c.ResetLoadBalancerField(ctx, nlbID, v3.ResetLoadBalancerFieldFieldDescription)
+	do("reset load balancer description", op, err, nlbID)
 	op, err = c.AddServiceToLoadBalancer(ctx, nlbID, v3.AddServiceToLoadBalancerRequest{
 		Name: "web", Port: 8000, TargetPort: cloud.DefaultAppPort,
 		Protocol:     v3.AddServiceToLoadBalancerRequestProtocolTCP,
@@ -134,6 +141,8 @@ func TestSchemaConformance(t *testing.T) {
 	must("get service", err)
 	op, err = c.UpdateLoadBalancerService(ctx, nlbID, svcID, v3.UpdateLoadBalancerServiceRequest{Description: "conformance test"})
 	do("update service", op, err, nlbID)
+	op, err = c.ResetLoadBalancerServiceField(ctx, nlbID, svcID, v3.ResetLoadBalancerServiceFieldFieldDescription)
+	do("reset service description", op, err, nlbID)
 	op, err = c.DeleteLoadBalancerService(ctx, nlbID, svcID)
 	do("delete service", op, err, nlbID)
 	op, err = c.DeleteLoadBalancer(ctx, nlbID)
