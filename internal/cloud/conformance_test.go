@@ -3,7 +3,9 @@ package cloud_test
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,5 +217,64 @@ func TestZones(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("delete in de-fra-1: %v", err)
+	}
+}
+
+// TestCoverageTable keeps the "Served" column of docs/cloud.md's API
+// coverage table equal to the endpoints the cloud serves, and checks that
+// every path it names exists in the spec.
+func TestCoverageTable(t *testing.T) {
+	b, err := os.ReadFile("../../docs/cloud.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "## API coverage")
+	if !ok {
+		t.Fatal(`docs/cloud.md has no "## API coverage" section`)
+	}
+	var served []string
+	var paths []string
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		var rowPaths []string
+		for _, p := range strings.Split(cells[1], ",") {
+			rowPaths = append(rowPaths, strings.Trim(strings.TrimSpace(p), "`"))
+		}
+		paths = append(paths, rowPaths...)
+		for _, m := range strings.Split(cells[2], ",") {
+			if m = strings.TrimSpace(m); m == "" {
+				continue
+			}
+			if len(rowPaths) != 1 {
+				t.Errorf("row %q: a served row names exactly one path", strings.TrimSpace(cells[1]))
+			}
+			served = append(served, m+" "+rowPaths[0])
+		}
+	}
+	slices.Sort(served)
+	if want := cloud.Routes(); !slices.Equal(served, want) {
+		t.Errorf("docs/cloud.md serves\n%v\nbut the cloud serves\n%v", served, want)
+	}
+
+	path, err := apispec.Locate(".")
+	if errors.Is(err, apispec.ErrNotFound) {
+		t.Skipf("spec absent, paths not checked: %v", err)
+	}
+	spec, err := apispec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, op := range spec.Operations() {
+		_, p, _ := strings.Cut(string(op), " ")
+		known[p] = true
+	}
+	for _, p := range paths {
+		if strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "/{") && !known[p] {
+			t.Errorf("docs/cloud.md names %s, which the spec does not have", p)
+		}
 	}
 }
