@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,6 +92,9 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	cfg.AppPort, cfg.MetricsPort = uint16(*appPort), uint16(*metricsPort)
+	if !slices.Contains(cloud.Zones, cfg.Zone) {
+		return usageError(fs, fmt.Errorf("-zone %q: want one of %s", cfg.Zone, strings.Join(cloud.Zones, ", ")))
+	}
 	if *bootDelay < 0 {
 		return usageError(fs, fmt.Errorf("-boot-delay %v must not be negative", *bootDelay))
 	}

@@ -148,6 +148,8 @@ func TestCloudCommandUsage(t *testing.T) {
 		{"--member-net", "nonsense"},
 		{"--app-port", "70000"},
 		{"--cpu-per-vcpu", "-1"},
+		{"--zone", "xx-nowhere-1"},
+		{"--boot-delay", "-1s"},
 		{"unexpected"},
 	} {
 		cmd := exec.Command(bin, append([]string{"cloud"}, args...)...)

@@ -80,6 +80,10 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 	if o.appDrain == "" {
 		o.appDrain = "500ms"
 	}
+	drain, err := time.ParseDuration(o.appDrain)
+	if err != nil {
+		t.Fatalf("app drain: %v", err)
+	}
 	if o.bootDelay == 0 {
 		o.bootDelay = 100 * time.Millisecond
 	}
@@ -91,7 +95,7 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		MemberNet: o.memberNet, NLBNet: o.nlbNet,
 		BootDelay: new(o.bootDelay), AppCommand: o.appCommand,
 		AppEnv: []string{"TIDEPOOL_APP_DRAIN=" + o.appDrain}, CgroupParent: o.cgroupParent,
-		ShutdownGrace: 3 * time.Second, Logger: testLogger(t),
+		ShutdownGrace: drain + 3*time.Second, Logger: testLogger(t), // members finish their drain
 	})
 	if err != nil {
 		t.Fatal(err)
