@@ -148,6 +148,9 @@ func TestCloudCommandUsage(t *testing.T) {
 		{"--member-net", "nonsense"},
 		{"--app-port", "70000"},
 		{"--cpu-per-vcpu", "-1"},
+		{"--member-net", "127.78.0.0/24"}, // overlaps the load balancers' range
+		{"--listen", "127.0.0.1:99999"},
+		{"--boot-delay", "3"}, // no unit
 		{"unexpected"},
 	} {
 		cmd := exec.Command(bin, append([]string{"cloud"}, args...)...)

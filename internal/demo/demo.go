@@ -296,8 +296,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		{"monitoring", s.runMonitoring},
 		{"load", s.runLoad},
 	})
-	if s.load.start.IsZero() {
-		return Result{}, err // failed before the load started: nothing to report
+	if s.load.start.IsZero() { // stopped before the load: nothing to report
+		if err == nil {
+			err = errors.New("stopped before the load started")
+		}
+		return Result{}, err
 	}
 	res, rerr := s.report()
 	return res, errors.Join(err, rerr)

@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/oklog/run"
 )
+
+// setupTimeout bounds a phase's start: creating the pool and the load
+// balancer, starting Prometheus and Alertmanager.
+const setupTimeout = 2 * time.Minute
 
 // A phase is one component of the demo (the cloud, the pool, an agent,
 // monitoring, the load). Adding a component to the demo is adding a phase.

@@ -2,14 +2,9 @@ package demo
 
 import (
 	"context"
-	"time"
 
 	"tidepool/internal/provision"
 )
-
-// setupTimeout bounds a phase's start: creating the pool and the load
-// balancer, starting Prometheus and Alertmanager.
-const setupTimeout = 2 * time.Minute
 
 // runPool is the pool and load balancer phase: through the Exoscale API, as
 // Terraform would, an instance pool of MinSize members and a load balancer
