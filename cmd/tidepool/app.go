@@ -39,6 +39,9 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(fs, err)
 	}
+	if err := checkListen("listen", *listen); err != nil {
+		return usageError(fs, err)
+	}
 	cfg.Logger = logger
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

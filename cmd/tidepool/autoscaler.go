@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/url"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"tidepool/internal/autoscaler"
 	"tidepool/internal/autoscaler/policy"
 	"tidepool/internal/exoclient"
+	"tidepool/internal/outpath"
 )
 
 // autoscalerEnv maps autoscaler's flags to the environment variables that set
@@ -106,6 +106,9 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageError(fs, err)
 	}
 	cfg.Addr = listenAddr(*listen)
+	if err := checkListen("listen", cfg.Addr); err != nil {
+		return usageError(fs, err)
+	}
 	if limits.Victims, err = policy.ParseVictimOrder(*victim); err != nil {
 		return usageError(fs, err)
 	}
@@ -119,13 +122,26 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case pf.name == policyTargetTracking && *promURL == "":
 		return usageError(fs, errors.New("-policy target-tracking needs -prometheus-url"))
 	case *promURL != "":
-		if u, err := url.Parse(*promURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageError(fs, fmt.Errorf("-prometheus-url %q: want http(s)://host:port", *promURL))
+		if err := checkHTTPURL("prometheus-url", *promURL); err != nil {
+			return usageError(fs, err)
 		}
 		cfg.Metrics = autoscaler.PrometheusMetrics{URL: strings.TrimRight(*promURL, "/")}
 	}
+	if cfg.StateFile != "" {
+		if cfg.StateFile, err = outpath.File(cfg.StateFile); err != nil {
+			return usageError(fs, fmt.Errorf("-state-file: %w", err))
+		}
+	}
 	if cfg.Cloud, err = exoclient.New(client); err != nil {
 		return usageError(fs, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(fs, err)
+	}
+	if cfg.StateFile != "" {
+		if err := outpath.Create(filepath.Dir(cfg.StateFile)); err != nil {
+			return usageError(fs, fmt.Errorf("-state-file: %w", err))
+		}
 	}
 	cfg.Logger = logger
 	a, err := autoscaler.New(cfg)
@@ -142,7 +158,7 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 // listenAddr turns LISTEN_PORT's bare port number into ":PORT".
 func listenAddr(s string) string {
-	if _, err := strconv.ParseUint(s, 10, 16); err == nil {
+	if s != "" && strings.Trim(s, "0123456789") == "" {
 		return ":" + s
 	}
 	return s
@@ -162,10 +178,6 @@ func checkAutoscalerFlags(cfg autoscaler.Config, client exoclient.Config, limits
 		return fmt.Errorf("-tick %s must be positive", cfg.Interval)
 	case cfg.MaxBody <= 0:
 		return fmt.Errorf("-max-body %d must be positive", cfg.MaxBody)
-	case cfg.BasicAuth != "" && !strings.Contains(cfg.BasicAuth, ":"):
-		return errors.New("-basic-auth must be USER:PASSWORD")
-	case cfg.AppPort < 0 || cfg.AppPort > 65535:
-		return fmt.Errorf("-app-port %d out of range", cfg.AppPort)
 	case cfg.ShutdownTimeout > 6*time.Second:
 		return fmt.Errorf("-shutdown-timeout %s: keep it at most 6s so SIGTERM exits within 10s", cfg.ShutdownTimeout)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"tidepool/internal/atomicfile"
 	"tidepool/internal/bench"
+	"tidepool/internal/outpath"
 )
 
 // benchRates is the --rates flag: a comma-separated list of req/s.
@@ -114,6 +115,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return usageError(fs, err)
 	}
+	if err := outpath.Create(filepath.Dir(path)); err != nil {
+		return usageError(fs, err)
+	}
 
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
@@ -139,17 +143,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return code
 }
 
-// benchOutPath resolves --out: an existing directory gets bench.json inside
-// it; otherwise the parent directory must exist.
+// benchOutPath resolves --out against the working directory: an existing
+// directory gets bench.json inside it; anything else is the report file,
+// whose directory must exist or be creatable (outpath.File).
 func benchOutPath(out string) (string, error) {
-	if out == "" {
-		return "", errors.New("-out must not be empty")
-	}
 	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
-		return filepath.Join(out, "bench.json"), nil
+		out = filepath.Join(out, "bench.json")
 	}
-	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("output %s: directory %s does not exist", out, filepath.Dir(out))
+	p, err := outpath.File(out)
+	if err != nil {
+		return "", fmt.Errorf("-out: %w", err)
 	}
-	return out, nil
+	return p, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,7 +11,10 @@ import (
 
 // TestBenchCommandUsage: bad flags are rejected before anything starts.
 func TestBenchCommandUsage(t *testing.T) {
-	dir := t.TempDir()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -23,7 +27,7 @@ func TestBenchCommandUsage(t *testing.T) {
 		{"zero duration", []string{"-duration", "0s"}, 2, "must be > 0"},
 		{"negative stall", []string{"-stall", "-1s"}, 2, "must not be negative"},
 		{"bad conns", []string{"-conns", "new,pipelined"}, 2, `"pipelined" is not new or reuse`},
-		{"missing out dir", []string{"-out", filepath.Join(dir, "no", "b.json")}, 2, "does not exist"},
+		{"out under a file", []string{"-out", filepath.Join(file, "b.json")}, 2, "is not a directory"},
 		{"positional", []string{"extra"}, 2, "unexpected arguments"},
 		{"helper role without flags", []string{"_nlb", "-backends", "x"}, 1, `backend "x"`},
 	}
@@ -38,13 +42,15 @@ func TestBenchCommandUsage(t *testing.T) {
 
 func TestBenchOutPath(t *testing.T) {
 	dir := t.TempDir()
+	t.Chdir(dir)
 	tests := []struct {
 		out, want, wantErr string
 	}{
 		{dir, filepath.Join(dir, "bench.json"), ""},
+		{".", filepath.Join(dir, "bench.json"), ""},
 		{filepath.Join(dir, "x.json"), filepath.Join(dir, "x.json"), ""},
-		{filepath.Join(dir, "nope", "x.json"), "", "does not exist"},
-		{"", "", "must not be empty"},
+		{"results/x.json", filepath.Join(dir, "results", "x.json"), ""},
+		{"", "", "empty path"},
 	}
 	for _, tt := range tests {
 		got, err := benchOutPath(tt.out)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"tidepool/internal/cloud"
 	"tidepool/internal/cloud/nlb"
+	"tidepool/internal/outpath"
 )
 
 // cloudEnv maps cloud's flags to the environment variables that set them.
@@ -107,8 +109,30 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case cfg.EvictGrace <= 0 || cfg.ShutdownGrace <= 0:
 		return usageError(fs, errors.New("-evict-grace and -shutdown-grace must be positive"))
 	}
+	if err := checkListen("listen", *listen); err != nil {
+		return usageError(fs, err)
+	}
 	if *appBinary != "" {
-		cfg.AppCommand = []string{*appBinary, "app"}
+		bin := *appBinary
+		if strings.ContainsRune(bin, '/') { // a path, not a name looked up in PATH
+			if bin, err = filepath.Abs(bin); err != nil {
+				return usageError(fs, fmt.Errorf("-app-binary: %w", err))
+			}
+		}
+		cfg.AppCommand = []string{bin, "app"}
+	}
+	if cfg.StateDir != "" {
+		if cfg.StateDir, err = outpath.Dir(cfg.StateDir); err != nil {
+			return usageError(fs, fmt.Errorf("-state-dir: %w", err))
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(fs, err)
+	}
+	if cfg.StateDir != "" {
+		if err := outpath.Create(cfg.StateDir); err != nil {
+			return usageError(fs, fmt.Errorf("-state-dir: %w", err))
+		}
 	}
 	if *memberLogs {
 		cfg.AppOutput = os.Stderr

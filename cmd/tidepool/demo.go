@@ -13,6 +13,9 @@ import (
 	"tidepool/internal/monitoring"
 )
 
+// runDemo runs `tidepool demo`. Exit codes: 0 when autoscaling was shown
+// (the last line says so), 1 when it was not, on a failure (a missing
+// package, a port in use) or after an interruption, 2 on bad flags.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tidepool demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,11 +68,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Stages = st
 	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(fs, err)
+	}
 	cfg.Out = stdout
 	res, err := demo.Run(ctx, cfg)
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "tidepool demo: interrupted; everything it started has been stopped")
-		return 0
+		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tidepool demo: %v\n", err)

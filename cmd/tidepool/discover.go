@@ -6,16 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/discover"
-	"tidepool/internal/envflag"
 	"tidepool/internal/exoclient"
+	"tidepool/internal/outpath"
 )
 
 // discoverEnv maps discover's flags to the environment variables that set them.
@@ -57,25 +57,14 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	maxBackoff := fs.Duration("max-backoff", discover.DefaultMaxBackoff, "longest wait between failed refreshes")
 	listen := fs.String("http-sd-listen", ":9911", "address serving GET /targets (http_sd_configs), /metrics and /health")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := envflag.Parse(fs, args, discoverEnv, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "tidepool discover: %v\n", err)
-		return 2
+	if code, ok := parseFlags(fs, args, discoverEnv); !ok {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "tidepool discover: "+format+"\n", a...)
-		return 2
+	usageErr := func(format string, a ...any) int { return usageError(fs, fmt.Errorf(format, a...)) }
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return usageError(fs, err)
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usageErr("bad -log-level %q: %v", *logLevel, err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch {
 	case *key == "" || *secret == "":
 		return usageErr("API credentials missing: set EXOSCALE_KEY and EXOSCALE_SECRET (or -key and -secret)")
@@ -95,6 +84,13 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return usageErr("pool ID %q is not a UUID: %v", *poolID, err)
 		}
 	}
+	if err := checkListen("http-sd-listen", *listen); err != nil {
+		return usageError(fs, err)
+	}
+	out, err := outpath.File(*output)
+	if err != nil {
+		return usageErr("-output: %w", err)
+	}
 	// A plain HTTP client: the agent's own loop does the retrying, with
 	// backoff, instead of egoscale's default retrying client.
 	client, err := exoclient.New(exoclient.Config{
@@ -102,8 +98,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Timeout: *apiTimeout, UserAgent: "tidepool-discover",
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "tidepool discover: API client: %v\n", err)
-		return 1
+		return usageError(fs, err)
 	}
 	agent, err := discover.New(discover.Config{
 		Client:     client,
@@ -111,7 +106,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		PoolName:   *poolName,
 		Zone:       *zone,
 		Port:       *port,
-		Output:     *output,
+		Output:     out,
 		Interval:   *interval,
 		Timeout:    *apiTimeout,
 		MinBackoff: *minBackoff,
@@ -119,7 +114,10 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Logger:     log,
 	})
 	if err != nil {
-		return usageErr("%v", err)
+		return usageError(fs, err)
+	}
+	if err := outpath.Create(filepath.Dir(out)); err != nil {
+		return usageErr("-output: %w", err)
 	}
 
 	ln, err := net.Listen("tcp", *listen)
@@ -139,7 +137,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		serveErr <- err
 	}()
 	log.Info("discover started", "http_addr", ln.Addr().String(), "endpoint", *endpoint,
-		"pool_id", *poolID, "pool_name", *poolName, "output", *output, "interval", *interval)
+		"pool_id", *poolID, "pool_name", *poolName, "output", out, "interval", *interval)
 
 	code := 0
 	if err := agent.Run(ctx); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 
 	"tidepool/internal/envflag"
 )
@@ -39,4 +41,28 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("bad log level %q: %w", level, err)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// checkListen reports why addr, the value of flag -name, is not an address
+// net.Listen accepts ("HOST:PORT" or ":PORT", port 0-65535), so that a
+// typo is a usage error at start rather than a failure after other work.
+func checkListen(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-%s %q: want HOST:PORT or :PORT: %w", name, addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("-%s %q: port %q: want 0-65535", name, addr, port)
+	}
+	return nil
+}
+
+// checkHTTPURL reports why s, the value of flag -name, is not an absolute
+// http:// or https:// URL.
+func checkHTTPURL(name, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-%s %q: want an absolute http:// or https:// URL", name, s)
+	}
+	return nil
 }

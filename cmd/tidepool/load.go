@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"tidepool/internal/loadgen"
+	"tidepool/internal/outpath"
 )
 
 // loadStages is the repeatable --stage flag: each value is parsed (and
@@ -91,12 +91,29 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	// Fail before a long run, not after it, if a result file cannot be written.
+	for _, o := range []struct {
+		name string
+		path *string
+	}{{"out-csv", outCSV}, {"out-json", outJSON}} {
+		if *o.path == "" {
+			continue
+		}
+		if *o.path, err = outpath.File(*o.path); err != nil {
+			return usageError(fs, fmt.Errorf("-%s: %w", o.name, err))
+		}
+	}
+	if err := checkHTTPURL("target", cfg.Target); err != nil {
+		return usageError(fs, err)
+	}
+	if _, err := loadgen.NewSchedule(cfg.Stages); err != nil {
+		return usageError(fs, err)
+	}
 	for _, p := range []string{*outCSV, *outJSON} {
 		if p == "" {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
-			return usageError(fs, fmt.Errorf("output %s: directory %s does not exist", p, filepath.Dir(p)))
+		if err := outpath.Create(filepath.Dir(p)); err != nil {
+			return usageError(fs, err)
 		}
 	}
 
@@ -106,7 +123,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	sum, tl, err := loadgen.Run(ctx, cfg, onSecond)
 	if err != nil {
-		return usageError(fs, err)
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
 	}
 	if sum.Cancelled {
 		fmt.Fprintln(stderr, "load: interrupted, writing partial results")

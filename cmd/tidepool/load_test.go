@@ -33,9 +33,11 @@ func TestLoadCommandUsage(t *testing.T) {
 		{"both", []string{"-target", "http://127.0.0.1:1/", "-stage", "hold:1:1s", "-scenario", badScenario}, "not both"},
 		{"bad scenario", []string{"-target", "http://127.0.0.1:1/", "-scenario", badScenario}, "stage 1 (line 1)"},
 		{"missing scenario", []string{"-target", "http://127.0.0.1:1/", "-scenario", filepath.Join(dir, "nope.yaml")}, "no such file"},
-		{"bad target", []string{"-target", "ftp://127.0.0.1/", "-stage", "hold:1:1s"}, "scheme must be http or https"},
+		{"bad target", []string{"-target", "ftp://127.0.0.1/", "-stage", "hold:1:1s"}, "absolute http:// or https:// URL"},
+		{"relative target", []string{"-target", "127.0.0.1:8000/", "-stage", "hold:1:1s"}, "absolute http:// or https:// URL"},
 		{"zero workers", []string{"-target", "http://127.0.0.1:1/", "-stage", "hold:1:1s", "-workers", "0"}, "-workers must be > 0"},
-		{"bad output dir", []string{"-target", "http://127.0.0.1:1/", "-stage", "hold:1:1s", "-out-csv", filepath.Join(dir, "no", "x.csv")}, "does not exist"},
+		{"output under a file", []string{"-target", "http://127.0.0.1:1/", "-stage", "hold:1:1s", "-out-csv", filepath.Join(badScenario, "x.csv")}, "is not a directory"},
+		{"output is a directory", []string{"-target", "http://127.0.0.1:1/", "-stage", "hold:1:1s", "-out-json", dir}, "is a directory"},
 		{"positional", []string{"-target", "http://127.0.0.1:1/", "-stage", "hold:1:1s", "extra"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {
@@ -55,10 +57,13 @@ func TestLoadCommandRun(t *testing.T) {
 	if err := os.WriteFile(scenario, []byte("stages:\n  - ramp:10-30:1s\n  - {kind: hold, from: 20, duration: 1s}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	csvPath, jsonPath := filepath.Join(dir, "tl.csv"), filepath.Join(dir, "run.json")
+	// Relative outputs land under the working directory, their missing
+	// directory created.
+	t.Chdir(dir)
+	csvPath, jsonPath := filepath.Join(dir, "res", "tl.csv"), filepath.Join(dir, "res", "run.json")
 	var stdout, stderr bytes.Buffer
-	code := runLoad(context.Background(), []string{"-target", srv.URL, "-scenario", scenario,
-		"-out-csv", csvPath, "-out-json", jsonPath, "-timeout", "5s", "-workers", "50"}, &stdout, &stderr)
+	code := runLoad(context.Background(), []string{"-target", srv.URL, "-scenario", "s.yaml",
+		"-out-csv", "res/tl.csv", "-out-json", "res/run.json", "-timeout", "5s", "-workers", "50"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("runLoad = %d; stderr:\n%s", code, stderr.String())
 	}

@@ -2,7 +2,10 @@
 // deliberately slow web app on an instance pool behind a network load balancer,
 // monitoring that notices high or low CPU, and an autoscaler that grows or
 // shrinks the pool. Each component is a subcommand; the logic lives in
-// internal/<component> packages and this package only wires flags to them.
+// internal/<component> packages. Each file here turns one command's flags and
+// environment into a configuration, rejects a bad one (exit 2) before
+// anything starts, and runs the component; simulate's trace loop and the HTTP
+// serving of cloud and discover still live here too.
 package main
 
 import (

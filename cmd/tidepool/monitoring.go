@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"tidepool/internal/monitoring"
+	"tidepool/internal/outpath"
 )
 
 // runMonitoring dispatches `tidepool monitoring render`.
@@ -84,6 +85,12 @@ func runMonitoringRender(args []string, stdout, stderr io.Writer) int {
 	}
 	if *out == "" {
 		return usageError(fs, errors.New("--out is required"))
+	}
+	// --out is where the files are written on this machine: relative is
+	// fine. The paths inside them (--file-sd, --grafana-dashboards-dir) are
+	// read on the monitoring host and must be absolute (Params.Validate).
+	if _, err := outpath.Dir(*out); err != nil {
+		return usageError(fs, fmt.Errorf("--out: %w", err))
 	}
 	prof, err := monitoring.ProfileByName(*profile)
 	if err != nil {

@@ -60,6 +60,8 @@ func TestMonitoringRenderUsage(t *testing.T) {
 		{[]string{"monitoring", "render", "--out", "x", "--app-port", "70000"}, 2, "app port 70000"},
 		{[]string{"monitoring", "render", "--out", "x", "--scale-up-above", "0.1"}, 2, "thresholds"},
 		{[]string{"monitoring", "render", "--out", "x", "extra"}, 2, "unexpected arguments"},
+		{[]string{"monitoring", "render", "--out", "x", "--file-sd", "demo-out/file_sd/targets.json"}, 2, "must be absolute: Prometheus resolves"},
+		{[]string{"monitoring", "render", "--out", "x", "--grafana-dashboards-dir", "dashboards"}, 2, "must be absolute"},
 		{[]string{"monitoring", "render", "-h"}, 0, "-autoscaler-url"},
 	}
 	for _, tt := range tests {
@@ -72,13 +74,14 @@ func TestMonitoringRenderUsage(t *testing.T) {
 }
 
 func TestMonitoringRenderFileError(t *testing.T) {
-	// --out below a regular file cannot be created: exit 1, not a usage error.
+	// --out below a regular file cannot be created: a usage error found
+	// before anything is written.
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"monitoring", "render", "--out", filepath.Join(file, "out")}, &stdout, &stderr); code != 1 {
-		t.Errorf("exit code %d, want 1; stderr %q", code, stderr.String())
+	if code := run(context.Background(), []string{"monitoring", "render", "--out", filepath.Join(file, "out")}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "is not a directory") {
+		t.Errorf("exit code %d, stderr %q; want 2 and \"is not a directory\"", code, stderr.String())
 	}
 }

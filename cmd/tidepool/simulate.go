@@ -17,6 +17,7 @@ import (
 	"tidepool/internal/demo"
 	"tidepool/internal/loadgen"
 	"tidepool/internal/monitoring"
+	"tidepool/internal/outpath"
 	"tidepool/internal/simulate"
 )
 
@@ -52,6 +53,21 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	validatePolicy := fs.String("validate-policy", "both", "with -validate: webhook, target-tracking or both")
 	if code, ok := parseFlags(fs, args, map[string][]string{"out": {"TIDEPOOL_SIMULATE_OUT"}}); !ok {
 		return code
+	}
+	if *validate && *out == "" {
+		*out = "simulate-out" // the validation always writes its figures
+	}
+	for _, d := range []struct {
+		name string
+		path *string
+	}{{"out", out}, {"write-traces", writeTraces}} {
+		if *d.path == "" {
+			continue
+		}
+		var err error
+		if *d.path, err = outpath.Dir(*d.path); err != nil {
+			return usageError(fs, fmt.Errorf("-%s: %w", d.name, err))
+		}
 	}
 	if *writeTraces != "" {
 		if err := simulate.WriteBuiltins(*writeTraces); err != nil {
@@ -206,7 +222,7 @@ func writeOut(dir, name string, b []byte) error {
 }
 
 // runValidate runs Validate for one or both policies, writing
-// validate-<policy>.png and the demo's report under dir.
+// validate-<policy>.png and the demo's report under dir (absolute).
 func runValidate(ctx context.Context, which, dir string, stdout, stderr io.Writer) int {
 	var pols []string
 	switch which {
@@ -217,9 +233,6 @@ func runValidate(ctx context.Context, which, dir string, stdout, stderr io.Write
 	default:
 		fmt.Fprintf(stderr, "tidepool simulate: -validate-policy %q: want webhook, target-tracking or both\n", which)
 		return 2
-	}
-	if dir == "" {
-		dir = "simulate-out"
 	}
 	code := 0
 	for _, p := range pols {

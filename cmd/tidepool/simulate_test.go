@@ -117,7 +117,7 @@ func TestPolicyFlags(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"-key", "k", "-secret", "s", "-pool", "7b6c1a1e-0000-4000-8000-000000000001", "-policy", "target-tracking"}, "needs -prometheus-url"},
-		{[]string{"-key", "k", "-secret", "s", "-pool", "7b6c1a1e-0000-4000-8000-000000000001", "-policy", "target-tracking", "-prometheus-url", "ftp://x"}, "want http(s)://host:port"},
+		{[]string{"-key", "k", "-secret", "s", "-pool", "7b6c1a1e-0000-4000-8000-000000000001", "-policy", "target-tracking", "-prometheus-url", "ftp://x"}, "want an absolute http:// or https:// URL"},
 		{[]string{"-key", "k", "-secret", "s", "-pool", "7b6c1a1e-0000-4000-8000-000000000001", "-policy", "target-tracking", "-prometheus-url", "http://127.0.0.1:9090", "-tolerance", "1.5"}, "tolerance 1.5"},
 		{[]string{"-key", "k", "-secret", "s", "-pool", "7b6c1a1e-0000-4000-8000-000000000001", "-policy", "neither"}, `-policy "neither"`},
 		{[]string{"-key", "k", "-secret", "s", "-pool", "7b6c1a1e-0000-4000-8000-000000000001", "-policy", "target-tracking", "-prometheus-url", "http://127.0.0.1:9090", "-max-step", "-1"}, "max step -1"},

@@ -29,7 +29,7 @@ func TestHandlers(t *testing.T) {
 		wantCode int
 		wantBody string
 	}{
-		{"health", "GET", "/health", 200, "OK\n"},
+		{"health", "GET", "/health", 200, "OK"},
 		{"work", "GET", "/", 200, `"instance":"i-1"`},
 		{"work override", "GET", "/?work=1ms", 200, `"cpu_ms":1`},
 		{"work too big", "GET", "/?work=1h", 400, "bad work"},
@@ -50,6 +50,9 @@ func TestHandlers(t *testing.T) {
 			}
 			if !strings.Contains(rec.Body.String(), tt.wantBody) {
 				t.Errorf("%s %s: body %q does not contain %q", tt.method, tt.path, rec.Body, tt.wantBody)
+			}
+			if tt.name == "health" && rec.Body.String() != "OK" {
+				t.Errorf("GET /health: body %q, want exactly \"OK\" (no newline)", rec.Body)
 			}
 		})
 	}

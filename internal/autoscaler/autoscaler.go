@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -96,32 +95,10 @@ type Autoscaler struct {
 // New checks cfg and returns an Autoscaler, restoring the state file if one
 // is configured. It makes no network calls.
 func New(cfg Config) (*Autoscaler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
-	if cfg.Cloud == nil {
-		return nil, errors.New("autoscaler: no cloud client")
-	}
-	if _, err := v3.ParseUUID(cfg.PoolID); err != nil {
-		return nil, fmt.Errorf("autoscaler: instance pool ID %q is not a UUID", cfg.PoolID)
-	}
-	if (cfg.NLBID == "") != (cfg.NLBServiceID == "") {
-		return nil, errors.New("autoscaler: NLB ID and NLB service ID must be set together")
-	}
-	for name, id := range map[string]string{"NLB ID": cfg.NLBID, "NLB service ID": cfg.NLBServiceID} {
-		if _, err := v3.ParseUUID(id); id != "" && err != nil {
-			return nil, fmt.Errorf("autoscaler: %s %q is not a UUID", name, id)
-		}
-	}
-	if cfg.BasicAuth != "" && !strings.Contains(cfg.BasicAuth, ":") {
-		return nil, errors.New("autoscaler: basic auth must be user:password")
-	}
-	if cfg.AppPort < 0 || cfg.AppPort > 65535 {
-		return nil, fmt.Errorf("autoscaler: app port %d out of range", cfg.AppPort)
-	}
-	if v, ok := cfg.Policy.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return nil, fmt.Errorf("autoscaler: policy: %w", err)
-		}
-	}
 	a := &Autoscaler{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), state: stateFile{path: cfg.StateFile}}
 	a.cloud = &cloudPool{
 		api:       cfg.Cloud,

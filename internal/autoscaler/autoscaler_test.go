@@ -373,9 +373,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New succeeded, want an error", tt.name)
 		}
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: Validate succeeded, want an error", tt.name)
+		}
 	}
 	if _, err := New(good); err != nil {
 		t.Errorf("New(good) = %v", err)
+	}
+	if err := good.Validate(); err != nil {
+		t.Errorf("Validate(good) = %v", err)
 	}
 }
 

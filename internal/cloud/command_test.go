@@ -150,6 +150,9 @@ func TestCloudCommandUsage(t *testing.T) {
 		{"--cpu-per-vcpu", "-1"},
 		{"--zone", "xx-nowhere-1"},
 		{"--boot-delay", "-1s"},
+		{"--member-net", "127.78.0.0/24"}, // overlaps the load balancers' range
+		{"--listen", "127.0.0.1:99999"},
+		{"--boot-delay", "3"}, // no unit
 		{"unexpected"},
 	} {
 		cmd := exec.Command(bin, append([]string{"cloud"}, args...)...)

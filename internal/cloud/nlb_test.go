@@ -3,6 +3,7 @@ package cloud_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -101,6 +102,18 @@ func TestNLBServiceFollowsHealthyMembers(t *testing.T) {
 		}
 	}
 
+	// The course's check: GET /health through the load balancer answers
+	// exactly "OK" (its body is compared byte for byte).
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(body) != "OK" {
+		t.Errorf("GET /health through the load balancer: %d %q, %v; want 200 \"OK\"", resp.StatusCode, body, err)
+	}
+
 	// The cloud exports the service's connection counters.
 	if n := nlbConnections(t, env, serviceID); n < 30 {
 		t.Errorf("tidepool_nlb_connections_total for service %s = %v, want at least the 30 requests sent", serviceID, n)
@@ -118,7 +131,7 @@ func TestNLBServiceFollowsHealthyMembers(t *testing.T) {
 			kept = id
 		}
 	}
-	resp, err := http.Post("http://"+ipOf[sick]+":8080/drain", "text/plain", nil)
+	resp, err = http.Post("http://"+ipOf[sick]+":8080/drain", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := cloud.New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: New = %v, want an error containing %q", tt.name, err, tt.want)
 		}
+		if err := tt.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Validate = %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+	if err := (cloud.Config{AppCommand: []string{"/bin/true"}}).Validate(); err != nil {
+		t.Errorf("Validate(defaults) = %v, want nil", err)
 	}
 }
 

@@ -5,37 +5,34 @@
 // load balancer. It samples the system every second and ends with report.html,
 // report.png and a printed summary.
 //
-// Run owns everything it starts: when it returns (or its context is
+// Run is a sequence of phases (phases.go), one file each: cloud, pool and
+// load balancer, agents (discover, autoscaler), monitoring, load, then the
+// report. Run owns everything it starts: when it returns (or its context is
 // cancelled) every process it started has been stopped and every temporary
-// resource removed.
+// resource removed. It installs nothing: a missing Prometheus or
+// Alertmanager is an error before anything starts (`make demo` installs
+// them). The package wires components together and must not be imported by
+// any of them.
 package demo
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
-	mrand "math/rand/v2"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
+
+	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/autoscaler"
 	"tidepool/internal/autoscaler/policy"
-	"tidepool/internal/cloud"
-	"tidepool/internal/discover"
-	"tidepool/internal/exoclient"
 	"tidepool/internal/loadgen"
 	"tidepool/internal/monitoring"
-	"tidepool/internal/promrun"
+	"tidepool/internal/outpath"
 	"tidepool/internal/provision"
 	"tidepool/internal/report"
 )
@@ -60,6 +57,8 @@ type Config struct {
 	Profile string
 	// OutDir receives report.html, report.png, the load timeline, the
 	// rendered monitoring configuration and the logs; "" means DefaultOutDir.
+	// A relative path is taken from the working directory when Run (or
+	// Validate) is called; missing directories are created by Run.
 	OutDir string
 	// Stages is the load scenario; nil means DefaultScenario(profile).
 	Stages []loadgen.Stage
@@ -90,9 +89,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Out receives progress lines and the summary; nil discards them.
 	Out io.Writer
-	// SkipInstall does not try to apt-get install missing Prometheus or
-	// Alertmanager (an error is returned instead).
-	SkipInstall bool
+	// Observer, if set, is told about every sample and event as it is
+	// recorded (a live view); nil means none. See Observer for the rules.
+	Observer Observer
 	// Policy is the autoscaler's scaling policy; nil means the seed's
 	// policy.Webhook bounded by MinSize and MaxSize. A policy's own Limits
 	// are used as they are (keep them equal to MinSize/MaxSize). The
@@ -120,7 +119,7 @@ func DefaultScenario(profile string) []loadgen.Stage {
 // Result is what a demo run measured.
 type Result struct {
 	Summary report.Summary
-	// HTMLPath and PNGPath are the report files.
+	// HTMLPath and PNGPath are the report files (absolute paths).
 	HTMLPath, PNGPath string
 	// Load is the load generator's summary.
 	Load loadgen.Summary
@@ -143,6 +142,15 @@ type QueryCheck struct {
 	Err    string
 }
 
+// Validate reports the first error in c (an unknown profile, pool bounds,
+// non-positive work or CPU quota, a negative duration, an invalid policy or
+// load scenario, an output directory that cannot be created) without
+// starting or writing anything.
+func (c Config) Validate() error {
+	_, _, err := c.withDefaults()
+	return err
+}
+
 func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	if c.Profile == "" {
 		c.Profile = DefaultProfile
@@ -154,8 +162,14 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	if c.OutDir == "" {
 		c.OutDir = DefaultOutDir
 	}
+	if c.OutDir, err = outpath.Dir(c.OutDir); err != nil {
+		return c, prof, fmt.Errorf("output: %w", err)
+	}
 	if c.Stages == nil {
 		c.Stages = DefaultScenario(c.Profile)
+	}
+	if _, err := loadgen.NewSchedule(c.Stages); err != nil {
+		return c, prof, fmt.Errorf("load: %w", err)
 	}
 	if c.MinSize == 0 {
 		c.MinSize = DefaultMinSize
@@ -168,6 +182,11 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	}
 	if c.Policy == nil {
 		c.Policy = policy.Webhook{Limits: policy.Limits{Min: c.MinSize, Max: c.MaxSize}}
+	}
+	if v, ok := c.Policy.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return c, prof, fmt.Errorf("policy: %w", err)
+		}
 	}
 	if c.Work == 0 {
 		c.Work = DefaultWork
@@ -184,6 +203,12 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	if c.Settle == 0 {
 		c.Settle = 20 * prof.AutoscalerTick
 	}
+	switch {
+	case c.Work < 0 || !(c.CPUPerVCPU > 0):
+		return c, prof, fmt.Errorf("work %s and CPU per vCPU %v must be positive", c.Work, c.CPUPerVCPU)
+	case c.BootDelay < 0 || c.Settle < 0 || c.ProgressEvery < 0:
+		return c, prof, fmt.Errorf("boot delay %s, settle %s and progress period %s must not be negative", c.BootDelay, c.Settle, c.ProgressEvery)
+	}
 	if c.ServicePort == 0 {
 		c.ServicePort = DefaultServicePort
 	}
@@ -199,77 +224,44 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	return c, prof, nil
 }
 
-// stack is everything a run started, torn down in reverse order by stop.
-type stack struct {
-	stops []func()
+// session is what the phases of one run share. A phase sets its fields
+// before it calls ready; later phases read them only after that (the ready
+// channel orders the accesses).
+type session struct {
+	cfg  Config
+	prof monitoring.Profile
+	log  *slog.Logger
+	rec  *recorder
+	// addrs is where members, load balancers, Prometheus and Alertmanager
+	// listen, chosen before anything starts.
+	addrs addrPlan
+
+	client *v3.Client // cloud phase
+	poolID v3.UUID    // pool phase
+	svc    provision.Service
+	// fileSD is the discover agent's output, discoverAddr its HTTP address.
+	fileSD, discoverAddr string
+	scaler               *autoscaler.Autoscaler
+	autoscalerAddr       string
+	monDir, promURL      string // monitoring phase
+	load                 loadResult
 }
 
-func (s *stack) add(f func()) { s.stops = append(s.stops, f) }
-
-func (s *stack) stop() {
-	for i := len(s.stops) - 1; i >= 0; i-- {
-		s.stops[i]()
-	}
-	s.stops = nil
-}
+// say prints one line of progress.
+func (s *session) say(format string, a ...any) { fmt.Fprintf(s.cfg.Out, format+"\n", a...) }
 
 // Run runs the demo and blocks until the report is written, the settle time
 // is over, or ctx is cancelled (then it tears down and returns ctx's error,
-// still writing the report of what was measured).
+// still writing the report of what was measured). A configuration error
+// (see Validate) or a missing Prometheus or Alertmanager is returned before
+// anything starts.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	cfg, prof, err := cfg.withDefaults()
 	if err != nil {
 		return Result{}, err
 	}
-	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
-		return Result{}, fmt.Errorf("output directory: %w", err)
-	}
-	if !cfg.SkipInstall {
-		if err := ensureMonitoringBinaries(ctx, cfg.Out); err != nil {
-			return Result{}, err
-		}
-	}
-	logFile, err := os.Create(filepath.Join(cfg.OutDir, "demo.log"))
-	if err != nil {
-		return Result{}, fmt.Errorf("log file: %w", err)
-	}
-	defer logFile.Close()
-	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	say := func(format string, a ...any) { fmt.Fprintf(cfg.Out, format+"\n", a...) }
-
-	var st stack
-	defer st.stop()
-	// Components run until stackCtx is cancelled by the teardown.
-	stackCtx, cancelStack := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	st.add(func() { cancelStack(); wg.Wait() })
-	goRun := func(name string, run func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(stackCtx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("component failed", "component", name, "err", err)
-			}
-		}()
-	}
-
-	// 1. The local cloud.
-	say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, prof.AutoscalerTick, cfg.OutDir)
-	key, secret := "EXO"+randomHex(12), randomHex(20)
-	membersLog, err := os.Create(filepath.Join(cfg.OutDir, "members.log"))
-	if err != nil {
-		return Result{}, fmt.Errorf("members log: %w", err)
-	}
-	defer membersLog.Close()
-	plan := planAddrs(cfg.ServicePort)
-	if cfg.MemberNet.IsValid() || cfg.NLBNet.IsValid() {
-		plan.memberNet, plan.lbNet = cfg.MemberNet, cfg.NLBNet
-	} else if plan.memberNet != cloud.DefaultMemberNet {
-		say("note: %s is in use (another demo?); members use %s and load balancers %s", cloud.DefaultMemberNet, plan.memberNet, plan.lbNet)
-	}
-	if plan.appPort != cloud.DefaultAppPort {
-		say("note: ports %d/%d are taken on every address (a system service?); members use %d (app) and %d (node exporter)",
-			cloud.DefaultAppPort, cloud.DefaultMetricsPort, plan.appPort, plan.metricsPort)
+	if err := checkBinaries(monitoringBinaries); err != nil {
+		return Result{}, err
 	}
 	if cfg.AppCommand == nil {
 		exe, err := os.Executable()
@@ -278,401 +270,40 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		cfg.AppCommand = []string{exe, "app"}
 	}
-	cloudLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err := outpath.Create(cfg.OutDir); err != nil {
+		return Result{}, fmt.Errorf("output: %w", err)
+	}
+	logFile, err := os.Create(filepath.Join(cfg.OutDir, "demo.log"))
 	if err != nil {
-		return Result{}, fmt.Errorf("cloud listener: %w", err)
+		return Result{}, fmt.Errorf("log file: %w", err)
 	}
-	endpoint := "http://" + cloudLn.Addr().String() + "/v2"
-	// The cloud's state from an earlier demo would bring back its pool.
-	if err := os.RemoveAll(filepath.Join(cfg.OutDir, "cloud")); err != nil {
-		cloudLn.Close()
-		return Result{}, fmt.Errorf("remove old cloud state: %w", err)
+	defer logFile.Close()
+	s := &session{
+		cfg:  cfg,
+		prof: prof,
+		log:  slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		rec:  newRecorder(cfg.Observer),
 	}
-	cl, err := cloud.New(cloud.Config{
-		Key: key, Secret: secret,
-		PublicEndpoint: endpoint,
-		StateDir:       filepath.Join(cfg.OutDir, "cloud"),
-		MemberNet:      plan.memberNet,
-		NLBNet:         plan.lbNet,
-		AppPort:        plan.appPort,
-		MetricsPort:    plan.metricsPort,
-		BootDelay:      new(cfg.BootDelay),
-		CPUPerVCPU:     cfg.CPUPerVCPU,
-		EvictGrace:     15 * time.Second,
-		AppCommand:     cfg.AppCommand,
-		AppEnv:         []string{"TIDEPOOL_APP_WORK=" + cfg.Work.String(), "TIDEPOOL_APP_DRAIN=2s"},
-		AppOutput:      membersLog,
-		CgroupParent:   cfg.CgroupParent,
-		Logger:         log.With("component", "cloud"),
-	})
-	if err != nil {
-		cloudLn.Close()
-		return Result{}, fmt.Errorf("local cloud: %w", err)
-	}
-	if w := cl.Warning(); w != "" {
-		say("warning: %s", w)
-	}
-	cloudSrv := &http.Server{Handler: cl.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go cloudSrv.Serve(cloudLn)
-	cloudDone := make(chan struct{})
-	go func() {
-		defer close(cloudDone)
-		if err := cl.Run(stackCtx); err != nil {
-			log.Error("cloud failed", "err", err)
-		}
-	}()
-	st.add(func() {
-		cancelStack()
-		<-cloudDone
-		cloudSrv.Close()
-	})
-
-	transport := &http.Transport{}
-	st.add(transport.CloseIdleConnections)
-	client, err := exoclient.New(exoclient.Config{Key: key, Secret: secret, Endpoint: endpoint, UserAgent: "tidepool-demo", Transport: transport})
-	if err != nil {
+	s.say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, prof.AutoscalerTick, cfg.OutDir)
+	if err := s.plan(); err != nil {
 		return Result{}, err
 	}
-
-	// 2. The deployment, through the API.
-	setupCtx, cancelSetup := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelSetup()
-	poolID, err := provision.CreatePool(setupCtx, client, provision.PoolSpec{Name: "tidepool-demo", Size: cfg.MinSize})
-	if err != nil {
+	err = runPhases(ctx, []phase{
+		{"cloud", s.runCloud},
+		{"pool and load balancer", s.runPool},
+		{"discover", s.runDiscover},
+		{"autoscaler", s.runAutoscaler},
+		{"monitoring", s.runMonitoring},
+		{"load", s.runLoad},
+	})
+	if s.load.start.IsZero() { // stopped before the load: nothing to report
+		if err == nil {
+			err = errors.New("stopped before the load started")
+		}
 		return Result{}, err
 	}
-	svc, err := provision.CreateNLBService(setupCtx, client, provision.ServiceSpec{
-		Name: "tidepool-demo", Pool: poolID, Port: cfg.ServicePort, TargetPort: plan.appPort,
-		Interval: 1, Timeout: 1, Retries: 1,
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	say("pool %s running with %d member(s); load balancer service on %s", poolID, cfg.MinSize, svc.Addr)
-
-	// 3. Discovery and the autoscaler.
-	fileSD := filepath.Join(cfg.OutDir, "file_sd", "targets.json")
-	agent, err := discover.New(discover.Config{
-		Client: client, PoolID: string(poolID), Zone: cloud.DefaultZone, Port: int(plan.metricsPort),
-		Output: fileSD, Interval: discoverInterval(prof), Logger: log.With("component", "discover"),
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("discover: %w", err)
-	}
-	discoverAddr, err := serve(&st, agent.Handler())
-	if err != nil {
-		return Result{}, err
-	}
-	goRun("discover", agent.Run)
-
-	promAddr, err := promrun.FreeAddr("127.0.0.1")
-	if err != nil {
-		return Result{}, err
-	}
-	asLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return Result{}, fmt.Errorf("autoscaler listener: %w", err)
-	}
-	scaler, err := autoscaler.New(autoscaler.Config{
-		Cloud:    client,
-		PoolID:   string(poolID),
-		Policy:   cfg.Policy,
-		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + promAddr},
-		Listener: asLn, Interval: prof.AutoscalerTick,
-		NLBID: string(svc.NLBID), NLBServiceID: string(svc.ServiceID),
-		DrainTimeout: 15 * time.Second, DrainGrace: time.Second,
-		Logger: log.With("component", "autoscaler"),
-	})
-	if err != nil {
-		asLn.Close()
-		return Result{}, fmt.Errorf("autoscaler: %w", err)
-	}
-	goRun("autoscaler", scaler.Run)
-	autoscalerURL := "http://" + asLn.Addr().String()
-
-	// 4. Prometheus and Alertmanager.
-	amAddr, err := promrun.FreeAddr("127.0.0.1")
-	if err != nil {
-		return Result{}, err
-	}
-	monDir := filepath.Join(cfg.OutDir, "monitoring")
-	if err := monitoring.Render(prof, monitoring.Params{
-		FileSDPath:        fileSD,
-		NodePort:          int(plan.metricsPort),
-		AppPort:           int(plan.appPort),
-		AutoscalerURL:     autoscalerURL,
-		DiscoverTargets:   []string{discoverAddr},
-		AlertmanagerAddr:  amAddr,
-		PrometheusURL:     "http://" + promAddr,
-		AutoscalerTargets: []string{asLn.Addr().String()},
-	}, monDir); err != nil {
-		return Result{}, fmt.Errorf("render monitoring configuration: %w", err)
-	}
-	procLog, err := os.Create(filepath.Join(cfg.OutDir, "monitoring.log"))
-	if err != nil {
-		return Result{}, fmt.Errorf("monitoring log: %w", err)
-	}
-	defer procLog.Close()
-	for _, d := range []string{"alertmanager-data", "prometheus-data"} {
-		// Data of an earlier demo would mix into this run's report.
-		if err := os.RemoveAll(filepath.Join(cfg.OutDir, d)); err != nil {
-			return Result{}, fmt.Errorf("remove old %s: %w", d, err)
-		}
-		if err := os.MkdirAll(filepath.Join(cfg.OutDir, d), 0o755); err != nil {
-			return Result{}, fmt.Errorf("data directory: %w", err)
-		}
-	}
-	am, err := promrun.StartAlertmanager(setupCtx, promrun.Config{
-		ConfigFile: filepath.Join(monDir, monitoring.FileAlertmanager),
-		DataDir:    filepath.Join(cfg.OutDir, "alertmanager-data"),
-		Listen:     amAddr, Output: procLog,
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("alertmanager: %w", err)
-	}
-	st.add(am.Stop)
-	prom, err := promrun.StartPrometheus(setupCtx, promrun.Config{
-		ConfigFile: filepath.Join(monDir, monitoring.FilePrometheus),
-		DataDir:    filepath.Join(cfg.OutDir, "prometheus-data"),
-		Listen:     promAddr, Output: procLog,
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("prometheus: %w", err)
-	}
-	st.add(prom.Stop)
-	say("prometheus %s, alertmanager http://%s, autoscaler %s", prom.URL, amAddr, autoscalerURL)
-	cancelSetup()
-
-	// 5. Load, sampling and progress.
-	rec := newRecorder()
-	samplerCtx, stopSampler := context.WithCancel(ctx)
-	samplerDone := make(chan struct{})
-	start := time.Now()
-	rec.addEvent(report.Event{T: 0, Kind: report.KindLoadStart, Reason: "load scenario started"})
-	go func() {
-		defer close(samplerDone)
-		sample(samplerCtx, start, client, poolID, prom.URL, scaler, rec, log)
-	}()
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		progress(samplerCtx, cfg.Out, cfg.ProgressEvery, start, rec)
-	}()
-
-	say("load: %s through %s", describeStages(cfg.Stages), svc.Addr)
-	loadSum, timeline, loadErr := loadgen.Run(ctx, loadgen.Config{
-		Target:           "http://" + svc.Addr + "/",
-		Stages:           cfg.Stages,
-		Timeout:          30 * time.Second,
-		DisableKeepAlive: true,
-		Logger:           log.With("component", "load"),
-	}, func(s loadgen.Second) { rec.addLoad(start, s) })
-	loadEnd := time.Since(start)
-	if loadErr != nil && ctx.Err() == nil {
-		log.Error("load failed", "err", loadErr)
-	}
-	rec.addEvent(report.Event{T: loadEnd, Kind: report.KindLoadEnd, Reason: "load scenario ended"})
-	queries := checkQueries(ctx, monDir, prom.URL)
-
-	// 6. Wait for the pool to shrink back to the minimum.
-	if ctx.Err() == nil {
-		say("load done after %s; waiting up to %s for the pool to shrink back to %d", loadEnd.Round(time.Second), cfg.Settle, cfg.MinSize)
-		waitSettled(ctx, cfg.Settle, cfg.MinSize, rec)
-	}
-	stopSampler()
-	<-samplerDone
-	<-progressDone
-
-	// 7. Report.
-	samples, events := rec.snapshot()
-	data := report.Data{
-		Title:   "tidepool demo: autoscaling under load (" + prof.Name + " profile)",
-		Started: start, Profile: prof.Name,
-		Samples: samples, Events: events,
-		Totals: &report.Totals{
-			Requests: loadSum.Sent, OK: loadSum.OK, Failed: loadSum.Sent - loadSum.OK, Late: loadSum.Late,
-			P50: loadSum.P50, P95: loadSum.P95, P99: loadSum.P99,
-		},
-		Notes: []string{
-			fmt.Sprintf("Members: standard.micro with %.2f core each, %s of CPU per request; pool %d..%d.", cfg.CPUPerVCPU, cfg.Work, cfg.MinSize, cfg.MaxSize),
-			fmt.Sprintf("Monitoring: scrape %s, rate window %s, alert for %s, autoscaler tick %s.", prof.ScrapeInterval, prof.RateWindow, prof.AlertFor, prof.AutoscalerTick),
-			"Latency is measured from each request's planned send time (open workload model).",
-		},
-	}
-	res := Result{Load: loadSum, Samples: samples, Events: events, Queries: queries}
-	okQueries := 0
-	for _, q := range queries {
-		if q.Err == "" && q.Series > 0 {
-			okQueries++
-		}
-	}
-	data.Notes = append(data.Notes, fmt.Sprintf("Grafana dashboard and alert expressions checked against the live Prometheus: %d of %d returned data.", okQueries, len(queries)))
-	res.Summary = report.Summarize(data)
-	for _, s := range samples {
-		if s.PoolSize > res.PeakPool {
-			res.PeakPool = s.PoolSize
-		}
-		if s.PoolSize >= 0 {
-			res.FinalPool = s.PoolSize
-		}
-	}
-	if res.HTMLPath, res.PNGPath, err = report.WriteFiles(cfg.OutDir, data); err != nil {
-		return res, fmt.Errorf("write report: %w", err)
-	}
-	if err := writeTimeline(cfg.OutDir, timeline, loadSum); err != nil {
-		log.Error("write load timeline", "err", err)
-	}
-	say("%s", res.Summary.Text())
-	say("report: %s and %s", res.HTMLPath, res.PNGPath)
-
-	st.stop()
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	return res, nil
-}
-
-// checkQueries runs every Grafana dashboard and alert rule expression of the
-// rendered configuration against the live Prometheus.
-func checkQueries(ctx context.Context, monDir, promURL string) []QueryCheck {
-	qs, err := monitoring.Queries(monDir)
-	if err != nil {
-		return []QueryCheck{{Where: "rendered Grafana files", Err: err.Error()}}
-	}
-	out := make([]QueryCheck, 0, len(qs))
-	for _, q := range qs {
-		c := QueryCheck{Where: q.File + ": " + q.Where, Expr: q.Expr}
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := promrun.Query(qctx, promURL, q.Expr)
-		cancel()
-		if err != nil {
-			c.Err = err.Error()
-		}
-		c.Series = len(v)
-		out = append(out, c)
-	}
-	return out
-}
-
-// addrPlan is where the demo's members and load balancer listen.
-type addrPlan struct {
-	memberNet, lbNet     netip.Prefix
-	appPort, metricsPort uint16
-}
-
-// planAddrs returns the local cloud's default ranges and ports (members on
-// 127.77.0.N:8080 and :9100, load balancers on 127.78.0.N), or, when they
-// are taken, free ones: random 127.x.y.0/24 ranges when another demo holds
-// the defaults, and other ports when a system service listens on :8080 or
-// :9100 of every address (a node exporter, say).
-func planAddrs(servicePort uint16) addrPlan {
-	free := func(p addrPlan) bool {
-		for _, ap := range []netip.AddrPort{
-			netip.AddrPortFrom(p.memberNet.Addr().Next().Next(), p.appPort),
-			netip.AddrPortFrom(p.memberNet.Addr().Next().Next(), p.metricsPort),
-			netip.AddrPortFrom(p.lbNet.Addr().Next().Next(), servicePort),
-		} {
-			ln, err := net.Listen("tcp", ap.String())
-			if err != nil {
-				return false
-			}
-			ln.Close()
-		}
-		return true
-	}
-	ports := [][2]uint16{{cloud.DefaultAppPort, cloud.DefaultMetricsPort}, {18080, 19100}, {28080, 29100}}
-	p := addrPlan{memberNet: cloud.DefaultMemberNet, lbNet: cloud.DefaultNLBNet}
-	for i := 0; i < 30; i++ {
-		p.appPort, p.metricsPort = ports[i%len(ports)][0], ports[i%len(ports)][1]
-		if free(p) {
-			return p
-		}
-		if i%len(ports) == len(ports)-1 {
-			a, b := byte(100+mrand.IntN(151)), byte(mrand.IntN(128)*2)
-			p.memberNet = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b, 0}), 24)
-			p.lbNet = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, a, b + 1, 0}), 24)
-		}
-	}
-	return p
-}
-
-// discoverInterval refreshes targets a few times per autoscaler tick.
-func discoverInterval(p monitoring.Profile) time.Duration {
-	d := p.AutoscalerTick / 5
-	if d < time.Second {
-		d = time.Second
-	}
-	if d > 10*time.Second {
-		d = 10 * time.Second
-	}
-	return d
-}
-
-// serve serves h on a new 127.0.0.1 listener until the stack stops and
-// returns its address.
-func serve(st *stack, h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	st.add(func() { srv.Close() })
-	return ln.Addr().String(), nil
-}
-
-func waitSettled(ctx context.Context, settle time.Duration, min int, rec *recorder) {
-	deadline := time.NewTimer(settle)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	stable := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-deadline.C:
-			return
-		case <-tick.C:
-		}
-		size, running := rec.lastPool()
-		if size == min && running == min {
-			stable++
-		} else {
-			stable = 0
-		}
-		// A few seconds at the minimum, so the report shows the end state.
-		if stable >= 5 {
-			return
-		}
-	}
-}
-
-func describeStages(stages []loadgen.Stage) string {
-	var total time.Duration
-	peak := 0.0
-	for _, s := range stages {
-		total += s.Duration
-		peak = math.Max(peak, math.Max(s.From, s.To+s.Amplitude))
-	}
-	return fmt.Sprintf("%d stages over %s, peak %.0f req/s", len(stages), total, peak)
-}
-
-// writeTimeline saves the load generator's per-second timeline as CSV and
-// JSON next to the report.
-func writeTimeline(dir string, tl []loadgen.Second, sum loadgen.Summary) error {
-	if err := loadgen.SaveCSV(filepath.Join(dir, "load.csv"), tl); err != nil {
-		return err
-	}
-	return loadgen.SaveJSON(filepath.Join(dir, "load.json"), tl, sum)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Errorf("crypto/rand: %w", err))
-	}
-	return hex.EncodeToString(b)
+	res, rerr := s.report()
+	return res, errors.Join(err, rerr)
 }
 
 // Shown reports whether the run showed autoscaling: the pool grew to at

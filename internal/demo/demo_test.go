@@ -26,14 +26,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { buildbin.Cleanup() }))
 }
 
-// TestDemoEndToEnd runs the whole demo with the fast profile and a shortened
-// scenario: real member processes, load balancer, Prometheus, Alertmanager,
-// discover agent and autoscaler. The pool must grow under load, shrink back
-// to the minimum afterwards, fail no request, leave the report, and leave
-// nothing running.
+// TestDemoEndToEnd runs the demo as `tidepool demo` does: the fast profile,
+// the default load scenario and pool bounds, and the default relative
+// output directory, from a fresh working directory. Real member processes,
+// load balancer, Prometheus, Alertmanager, discover agent and autoscaler.
+// It must print the same verdict the command requires (demo.Shown: the pool
+// grew to at least 3, shrank back to the minimum, no request failed), leave
+// the report under ./demo-out, and leave nothing running. Only the loopback
+// ranges, the cgroup and the member binary differ from the command's, so
+// that it runs beside other tests.
 func TestDemoEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("end-to-end demo takes about two minutes")
+		t.Skip("end-to-end demo takes about four minutes")
 	}
 	bin, err := buildbin.Tidepool()
 	if err != nil {
@@ -43,27 +47,18 @@ func TestDemoEndToEnd(t *testing.T) {
 	memberNet := netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24)
 	nlbNet := netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24)
 	cgroup := fmt.Sprintf("tidepool-demotest-%d", rand.IntN(1e6))
-	out := t.TempDir()
+	wd := t.TempDir()
+	t.Chdir(wd)
+	out := filepath.Join(wd, DefaultOutDir)
 	var progress bytes.Buffer
 	cfg := Config{
-		Profile: "fast",
-		OutDir:  out,
-		Stages: []loadgen.Stage{
-			{Kind: loadgen.KindHold, From: 2, Duration: 5 * time.Second},
-			{Kind: loadgen.KindRamp, From: 2, To: 24, Duration: 25 * time.Second},
-			{Kind: loadgen.KindHold, From: 24, Duration: 30 * time.Second},
-			{Kind: loadgen.KindRamp, From: 24, To: 2, Duration: 5 * time.Second},
-			{Kind: loadgen.KindHold, From: 2, Duration: 10 * time.Second},
-		},
-		MaxSize:      4,
-		Settle:       2 * time.Minute,
 		AppCommand:   []string{bin, "app"},
 		MemberNet:    memberNet,
 		NLBNet:       nlbNet,
 		CgroupParent: cgroup,
 		Out:          &progress,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, cfg)
 	t.Logf("demo output:\n%s", progress.String())
@@ -71,17 +66,17 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 
-	if res.PeakPool < 2 {
-		t.Errorf("peak pool size = %d, want >= 2 under load", res.PeakPool)
+	if !Shown(res, cfg.MinSize) {
+		t.Errorf("%s", Verdict(res, cfg.MinSize))
 	}
-	if res.FinalPool != 1 {
-		t.Errorf("final pool size = %d, want the minimum 1 after the load", res.FinalPool)
+	if want := filepath.Join(out, "report.html"); res.HTMLPath != want {
+		t.Errorf("report at %s, want %s (the default output under the working directory)", res.HTMLPath, want)
 	}
 	if res.Load.Sent == 0 {
 		t.Fatal("no request sent")
 	}
-	if failed := res.Load.Sent - res.Load.OK; failed != 0 || res.Load.Missed != 0 {
-		t.Errorf("%d of %d requests failed (%d missed, errors %v), want 0", failed, res.Load.Sent, res.Load.Missed, res.Load.Errors)
+	if res.Load.Missed != 0 {
+		t.Errorf("%d requests missed (errors %v), want 0", res.Load.Missed, res.Load.Errors)
 	}
 	var outs, ins int
 	for _, e := range res.Events {
@@ -140,7 +135,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows := strings.Count(string(csv), "\n"); rows < 60 {
+	if rows := strings.Count(string(csv), "\n"); rows < 120 {
 		t.Errorf("load.csv has %d lines, want one per second of load", rows)
 	}
 	var withCPU int

@@ -25,10 +25,26 @@ const (
 	instanceCPUSeries = "instance:node_cpu_utilisation:ratio"
 )
 
+// Observer is told about what the demo records, as it is recorded: the
+// seam for a live view (the report is built from the same records at the
+// end). Calls come one at a time, in recording order, from the demo's
+// goroutines with the recorder locked: a method must return quickly and must
+// not call back into the demo.
+type Observer interface {
+	// Sample receives a second's sample each time part of it (the load
+	// generator's second, or the pool and CPU observation) is recorded;
+	// the same T comes again as the other part arrives.
+	Sample(report.Sample)
+	// Event receives each load or scaling event.
+	Event(report.Event)
+}
+
 // recorder gathers per-second samples from the load generator (load,
 // latency, errors) and the sampler (pool, CPU), keyed by whole seconds since
-// the start, plus scaling events. Safe for concurrent use.
+// the start, plus scaling events, and passes each change to its Observer.
+// Safe for concurrent use.
 type recorder struct {
+	obs     Observer // nil: none
 	mu      sync.Mutex
 	samples map[int]*report.Sample
 	events  []report.Event
@@ -36,8 +52,22 @@ type recorder struct {
 	pool    [2]int             // last size, running
 }
 
-func newRecorder() *recorder {
-	return &recorder{samples: map[int]*report.Sample{}, seen: map[time.Time]bool{}, pool: [2]int{-1, -1}}
+// newRecorder returns an empty recorder telling obs (nil: nobody).
+func newRecorder(obs Observer) *recorder {
+	return &recorder{obs: obs, samples: map[int]*report.Sample{}, seen: map[time.Time]bool{}, pool: [2]int{-1, -1}}
+}
+
+// notifySample and notifyEvent tell the observer; r.mu must be held.
+func (r *recorder) notifySample(s *report.Sample) {
+	if r.obs != nil {
+		r.obs.Sample(*s)
+	}
+}
+
+func (r *recorder) notifyEvent(e report.Event) {
+	if r.obs != nil {
+		r.obs.Event(e)
+	}
 }
 
 func (r *recorder) at(sec int) *report.Sample {
@@ -65,6 +95,7 @@ func (r *recorder) addLoad(start time.Time, l loadgen.Second) {
 	}
 	s.Errors += l.Missed
 	s.P50, s.P95, s.P99 = l.P50, l.P95, l.P99
+	r.notifySample(s)
 }
 
 // addObservation records the pool size (-1: unknown) and CPU utilisation
@@ -78,12 +109,14 @@ func (r *recorder) addObservation(t time.Duration, size, running int, avg float6
 	if size >= 0 {
 		r.pool = [2]int{size, running}
 	}
+	r.notifySample(s)
 }
 
 func (r *recorder) addEvent(e report.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
+	r.notifyEvent(e)
 }
 
 // addDecisions turns the autoscaler's new scaling decisions into events.
@@ -99,7 +132,9 @@ func (r *recorder) addDecisions(start time.Time, recs []autoscaler.Record) {
 		if d.To < d.From {
 			kind = report.KindScaleIn
 		}
-		r.events = append(r.events, report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: d.Message})
+		e := report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: d.Message}
+		r.events = append(r.events, e)
+		r.notifyEvent(e)
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Parse sets flags in fs from the environment, then parses args. names maps a
@@ -16,12 +18,21 @@ import (
 // wins). lookup reads the environment; nil means os.LookupEnv. Like
 // flag.Parse, it prints any error and the usage (listing each flag's
 // variables) to fs.Output() before returning the error; a bad value in the
-// environment names the variable. fs should use flag.ContinueOnError.
+// environment names the variable. A duration given as a bare number ("5")
+// is rejected with the hint "did you mean 5s?". fs should use
+// flag.ContinueOnError.
 func Parse(fs *flag.FlagSet, args []string, names map[string][]string, lookup func(string) (string, bool)) error {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
 	fs.Usage = usageWithEnv(fs, names)
+	fs.VisitAll(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if _, ok := g.Get().(time.Duration); ok {
+				f.Value = durationValue{g}
+			}
+		}
+	})
 	for name := range names {
 		if fs.Lookup(name) == nil {
 			return fmt.Errorf("envflag: no flag %q", name)
@@ -61,6 +72,9 @@ func usageWithEnv(fs *flag.FlagSet, names map[string][]string) func() {
 		fmt.Fprintf(out, "usage of %s:\n", fs.Name())
 		fs.VisitAll(func(f *flag.Flag) {
 			typ, usage := flag.UnquoteUsage(f)
+			if _, ok := f.Value.(durationValue); ok && typ == "value" {
+				typ = "duration"
+			}
 			fmt.Fprintf(out, "  -%s %s\n    \t%s", f.Name, typ, strings.ReplaceAll(usage, "\n", "\n    \t"))
 			if !isZero(f.DefValue) {
 				fmt.Fprintf(out, " (default %q)", f.DefValue)
@@ -81,4 +95,19 @@ func isZero(v string) bool {
 		return true
 	}
 	return false
+}
+
+// durationValue is a duration flag whose error for a number without a unit
+// says which unit was probably meant.
+type durationValue struct{ flag.Getter }
+
+func (d durationValue) Set(s string) error {
+	err := d.Getter.Set(s)
+	if err == nil {
+		return nil
+	}
+	if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+		return fmt.Errorf("a duration needs a unit: did you mean %ss?", s)
+	}
+	return fmt.Errorf("want a duration such as 500ms, 5s or 1m30s: %w", err)
 }

@@ -25,6 +25,9 @@ func TestParse(t *testing.T) {
 		{name: "flag beats env", env: map[string]string{"LISTEN_PORT": "9000"}, args: []string{"-port", "7000"}, wantPort: 7000, wantWait: time.Second},
 		{name: "bad env", env: map[string]string{"WAIT": "soon"}, wantErr: "environment variable WAIT"},
 		{name: "bad flag", args: []string{"-port", "x"}, wantErr: "invalid value"},
+		{name: "duration without unit", args: []string{"-wait", "5"}, wantErr: "did you mean 5s?"},
+		{name: "duration without unit in env", env: map[string]string{"WAIT": "2.5"}, wantErr: "WAIT: a duration needs a unit: did you mean 2.5s?"},
+		{name: "bad duration", args: []string{"-wait", "soon"}, wantErr: "want a duration such as"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,6 +44,9 @@ func TestParse(t *testing.T) {
 				}
 				if !strings.Contains(out.String(), "[env LISTEN_PORT, APP_PORT]") {
 					t.Errorf("usage does not list env variables:\n%s", out.String())
+				}
+				if !strings.Contains(out.String(), "-wait duration") {
+					t.Errorf("usage does not name the duration type:\n%s", out.String())
 				}
 				return
 			}

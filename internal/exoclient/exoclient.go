@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	v3 "github.com/exoscale/egoscale/v3"
@@ -51,10 +52,18 @@ func (c Config) EndpointFor() string {
 	return fmt.Sprintf("https://api-%s.exoscale.com/v2", zone)
 }
 
-// New returns an egoscale v3 client for cfg. It does not contact the API.
+// New returns an egoscale v3 client for cfg. It does not contact the API;
+// every error it returns is a configuration error (missing credentials, an
+// endpoint that is not an absolute http(s) URL).
 func New(cfg Config) (*v3.Client, error) {
 	if cfg.Key == "" || cfg.Secret == "" {
 		return nil, errors.New("exoscale API key and secret are required (EXOSCALE_KEY, EXOSCALE_SECRET)")
+	}
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("API endpoint %q: want an absolute http:// or https:// URL such as http://127.0.0.1:8580/v2", cfg.Endpoint)
+		}
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {

@@ -124,7 +124,7 @@ func hostPort(u *url.URL) string {
 func (p Params) Validate() error {
 	p = p.WithDefaults()
 	if !strings.HasPrefix(p.FileSDPath, "/") {
-		return fmt.Errorf("file_sd path %q: must be absolute", p.FileSDPath)
+		return fmt.Errorf("file_sd path %q: must be absolute: Prometheus resolves a relative path against the directory of prometheus.yml on the monitoring host, not where tidepool discover writes the file", p.FileSDPath)
 	}
 	for _, port := range []struct {
 		name string
@@ -153,7 +153,7 @@ func (p Params) Validate() error {
 		}
 	}
 	if !strings.HasPrefix(p.GrafanaDashboardDir, "/") {
-		return fmt.Errorf("grafana dashboard dir %q: must be absolute", p.GrafanaDashboardDir)
+		return fmt.Errorf("grafana dashboard dir %q: must be absolute: Grafana reads it on the monitoring host, from its own working directory", p.GrafanaDashboardDir)
 	}
 	if !(0 < p.ScaleDownBelow && p.ScaleDownBelow < p.ScaleUpAbove && p.ScaleUpAbove < 1) {
 		return fmt.Errorf("thresholds: want 0 < scale-down %v < scale-up %v < 1", p.ScaleDownBelow, p.ScaleUpAbove)
