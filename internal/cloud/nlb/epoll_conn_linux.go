@@ -336,7 +336,7 @@ func (l *loop) established(pc *proxyConn) {
 func (l *loop) transfer(src, dst *side) {
 	pc := src.conn
 	for reads := 0; src.readable && !pc.closed; reads++ {
-		if reads == maxReadsPerTurn {
+		if reads == l.p.readsPerTurn {
 			if !src.queued {
 				src.queued = true
 				l.ready = append(l.ready, src)

@@ -31,7 +31,7 @@ func newEpollPath(listen string) (dataPath, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen tcp %s: %w", listen, os.NewSyscallError("getsockname", err))
 	}
-	return &epollPath{lfds: []int{fd}, laddr: tcpAddr(sa)}, nil
+	return &epollPath{lfds: []int{fd}, laddr: tcpAddr(sa), readsPerTurn: maxReadsPerTurn}, nil
 }
 
 // listenSocket returns a bound, listening, non-blocking socket for ta with

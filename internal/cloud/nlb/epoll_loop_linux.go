@@ -128,6 +128,15 @@ func (l *loop) run() {
 				l.p.s.log.Error("event loop failed", "err", os.NewSyscallError("epoll_wait", err))
 				quit = true
 				return true
+			case n == 0 && len(l.ready) > 0:
+				// No new event, but sockets transfer deferred still have
+				// bytes waiting: their edge has been taken and will not
+				// come again (under back-pressure their sender is stalled
+				// on a full window and sends nothing new). Parking now
+				// would lose them.
+				l.timers()
+				l.runReady()
+				continue
 			case n == 0:
 				l.setDeadline()
 				return false // park until the epoll descriptor is readable or the deadline passes

@@ -85,6 +85,10 @@ type epollPath struct {
 	// held back until it could): how often back-pressure set in.
 	heldBack atomic.Uint64
 
+	// readsPerTurn is maxReadsPerTurn; tests lower it before start to make
+	// every transfer of more than one buffer go through the ready list.
+	readsPerTurn int
+
 	mu            sync.Mutex // guards started, acceptStopped, closeErr
 	started       bool
 	acceptStopped bool
