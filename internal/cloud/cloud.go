@@ -107,7 +107,10 @@ type Config struct {
 	// AppCommand is the member program and leading arguments; nil means
 	// {os.Executable(), "app"}.
 	AppCommand []string
-	// AppEnv is extra environment for member processes.
+	// AppEnv is extra environment for member processes, on top of this
+	// process's environment. Members never see the API credentials: every
+	// variable naming them (EXOSCALE_KEY, TIDEPOOL_CLOUD_SECRET...) or whose
+	// value holds Key or Secret is left out of both.
 	AppEnv []string
 	// AppOutput receives the members' stdout and stderr; nil discards them.
 	// It must be safe for concurrent use (an *os.File is).

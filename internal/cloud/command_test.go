@@ -2,8 +2,10 @@ package cloud_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -36,7 +38,8 @@ func TestCloudCommand(t *testing.T) {
 	key, secret := "EXO"+randHex(8), randHex(16)
 	cmd := exec.Command(bin, "cloud", "--listen", "127.0.0.1:0", "--member-net", memberNet.String(), "--nlb-net", nlbNet.String(),
 		"--state-dir", stateDir, "--boot-delay", "100ms", "--cgroup-parent", "tidepool-cloud-cmd-"+randHex(4))
-	cmd.Env = append(os.Environ(), "EXOSCALE_KEY="+key, "EXOSCALE_SECRET="+secret, "TIDEPOOL_APP_DRAIN=5s")
+	cmd.Env = append(os.Environ(), "EXOSCALE_KEY="+key, "EXOSCALE_SECRET="+secret, "TIDEPOOL_APP_DRAIN=5s",
+		"TF_VAR_exoscale_secret="+secret) // a copy under another name is kept from members too
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -95,8 +98,25 @@ func TestCloudCommand(t *testing.T) {
 	if _, err := c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(memberProcesses(memberNet)); n != 2 {
+	pids := memberProcesses(memberNet)
+	if n := len(pids); n != 2 {
 		t.Fatalf("%d member processes running, want 2", n)
+	}
+	// Members trust only the cloud: the API key and secret are nowhere in
+	// what a member process can read about itself.
+	for _, pid := range pids {
+		for _, f := range []string{"environ", "cmdline"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(key)) {
+				t.Errorf("member %d: /proc/%d/%s holds the API key or secret", pid, pid, f)
+			}
+			if f == "environ" && !bytes.Contains(b, []byte("TIDEPOOL_APP_DRAIN=5s")) {
+				t.Errorf("member %d lacks the cloud's TIDEPOOL_APP_DRAIN: the environment is not passed on", pid)
+			}
+		}
 	}
 	metrics := strings.TrimSuffix(url, "/v2") + "/metrics"
 	resp, err := http.Get(metrics)

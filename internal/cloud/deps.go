@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -69,9 +70,15 @@ func (a runner) Start(ctx context.Context, spec member.Spec) (memberProc, error)
 // realDeps returns the member runner and the nlb factory for cfg (defaults
 // applied), and the runner's warning ("" when members are CPU-limited).
 func realDeps(cfg Config) (memberStarter, balancerFactory, string, error) {
+	base, dropped := memberEnviron(os.Environ(), cfg.Key, cfg.Secret)
+	extra, droppedExtra := memberEnviron(cfg.AppEnv, cfg.Key, cfg.Secret)
+	if dropped = append(dropped, droppedExtra...); len(dropped) > 0 {
+		cfg.Logger.Info("API credentials kept out of the members' environment", "variables", dropped)
+	}
 	r, err := member.NewRunner(member.RunnerConfig{
 		Command:      cfg.AppCommand,
-		Env:          cfg.AppEnv,
+		BaseEnv:      base,
+		Env:          extra,
 		CgroupParent: cfg.CgroupParent,
 		Logger:       cfg.Logger.With("component", "member"),
 		Output:       cfg.AppOutput,

@@ -60,8 +60,11 @@ type RunnerConfig struct {
 	// {"/path/tidepool", "app"}; Start appends
 	// "--listen IP:AppPort --instance-id ID".
 	Command []string
-	// Env is extra environment (KEY=value) for members, on top of this
-	// process's environment.
+	// BaseEnv is the environment (KEY=value) members start from; nil means
+	// this process's environment (os.Environ()). The cloud passes its own
+	// without its API credentials.
+	BaseEnv []string
+	// Env is extra environment (KEY=value) for members, on top of BaseEnv.
 	Env []string
 	// CgroupParent is the cgroup under which member groups are created;
 	// "" means "tidepool".
@@ -242,7 +245,11 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (m *Member, err error) {
 		"--listen", netip.AddrPortFrom(spec.IP, spec.AppPort).String(),
 		"--instance-id", spec.ID)
 	cmd := exec.Command(r.cfg.Command[0], args...)
-	cmd.Env = append(os.Environ(), r.cfg.Env...)
+	base := r.cfg.BaseEnv
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(append(make([]string, 0, len(base)+len(r.cfg.Env)), base...), r.cfg.Env...)
 	if r.cfg.Output != nil {
 		cmd.Stdout, cmd.Stderr = r.cfg.Output, r.cfg.Output
 	}
