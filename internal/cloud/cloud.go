@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"tidepool/internal/cloud/nlb"
+	"tidepool/internal/httpbody"
+	"tidepool/internal/ratelog"
 )
 
 // Defaults for the zero values of Config.
@@ -220,6 +222,8 @@ type Cloud struct {
 	warning     string
 	now         func() time.Time
 	secrets     map[string]string
+	bodies      *httpbody.Reader // request bodies, read only for requests that pass checkHeader
+	rejectLog   *ratelog.Limiter // "request rejected" lines
 	kick        chan struct{}
 
 	mu        sync.Mutex
@@ -257,6 +261,8 @@ func New(cfg Config) (*Cloud, error) {
 		warning:     warning,
 		now:         time.Now,
 		secrets:     map[string]string{cfg.Key: cfg.Secret},
+		bodies:      httpbody.New(httpbody.Limits{Max: MaxBody, Concurrent: bodyConcurrent}),
+		rejectLog:   ratelog.New(rejectLogEvery),
 		kick:        make(chan struct{}, 1),
 		pools:       map[string]*pool{},
 		instances:   map[string]*instance{},

@@ -1,0 +1,96 @@
+package cloud
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"tidepool/internal/httpbody"
+)
+
+// Request bodies are read only after every check that needs no body has
+// passed, and within a fixed budget: at most bodyConcurrent bodies of at
+// most MaxBody bytes each are held at once (see internal/httpbody).
+const (
+	// MaxBody is the largest request body accepted (413 beyond). The
+	// largest bounded field of the Exoscale API v2 is an instance's
+	// user-data (32 KiB); every request of the API subset served here is
+	// far smaller.
+	MaxBody        = 128 << 10
+	bodyConcurrent = 16
+)
+
+// MaxHeaderBytes bounds a request's header block (the request line
+// included), which the server reads before any check; the servers of
+// `tidepool cloud` set it as http.Server.MaxHeaderBytes. egoscale sends a
+// few hundred bytes.
+const MaxHeaderBytes = 16 << 10
+
+// rejectLogEvery bounds how often rejected requests are logged: a flood of
+// bad requests gives one line per interval, with the count held back.
+const rejectLogEvery = time.Second
+
+// apiKeyCtx is the context key under which authenticate stores the API key
+// a request was signed with.
+type apiKeyCtx struct{}
+
+// requestAPIKey returns the API key that signed r's request, "" if it was
+// not authenticated (GET /v2/zone). Authorization (IAM policies) starts
+// from it.
+func requestAPIKey(ctx context.Context) string {
+	k, _ := ctx.Value(apiKeyCtx{}).(string)
+	return k
+}
+
+// authenticate serves next only for requests signed with a known key
+// (EXO2-HMAC-SHA256, see verify); others get a 403 (413 for a body over
+// MaxBody, 503 when too many bodies are being read) and next never runs.
+// next finds the API key with requestAPIKey and reads the verified body
+// from r.Body.
+func (c *Cloud) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := c.verify(w, r)
+		if err != nil {
+			if ok, suppressed := c.rejectLog.Allow(time.Now()); ok {
+				c.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
+					"err", err, "suppressed", suppressed)
+			}
+			writeError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), apiKeyCtx{}, key)))
+	})
+}
+
+// verify authenticates r in the order that keeps a flood cheap: first
+// everything that needs no body (header, key, expiry window, every query
+// argument signed: checkHeader), and only then, through the bounded body
+// reader, the body the signature covers; the signature is checked while the
+// body is still in the reader's buffer, so a forged one is never copied. A request refused before its body
+// is read is answered with Connection: close, so the server does not read
+// the body either. On success r.Body is replaced by the verified body.
+func (c *Cloud) verify(w http.ResponseWriter, r *http.Request) (key string, err error) {
+	h, secret, err := checkHeader(r.Header.Get("Authorization"), r.URL.Query(), c.secrets, c.now())
+	if err != nil {
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+		}
+		return "", errorf(http.StatusForbidden, "%v", err)
+	}
+	query := r.URL.Query()
+	body, err := c.bodies.Read(w, r, func(body []byte) error {
+		sr := signedRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: query, Body: body}
+		return checkSignature(sr, h, secret)
+	})
+	switch {
+	case errors.Is(err, errAuth):
+		return "", errorf(http.StatusForbidden, "%v", err)
+	case err != nil:
+		return "", errorf(httpbody.Status(err), "request body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return h.Key, nil
+}
