@@ -3,6 +3,7 @@ package cloud
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -58,6 +59,10 @@ func (c *Cloud) authenticate(next http.Handler) http.Handler {
 				c.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
 					"err", err, "suppressed", suppressed)
 			}
+			if w.Header().Get("Connection") == "close" {
+				refuseAndClose(w, err)
+				return
+			}
 			writeError(w, err)
 			return
 		}
@@ -93,4 +98,48 @@ func (c *Cloud) verify(w http.ResponseWriter, r *http.Request) (key string, err 
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return h.Key, nil
+}
+
+// closeLinger is how long a refused connection stays open for reading after
+// the answer was sent and its writing side shut down (net/http waits as
+// long, its rstAvoidanceDelay): closing at once with unread body bytes
+// would reset the connection and could destroy the answer before the client
+// read it.
+const closeLinger = 500 * time.Millisecond
+
+// refuseAndClose answers err on a connection whose request body was not
+// (fully) read and closes the connection, without reading the rest of the
+// body. It takes the connection over from net/http (Hijack) and leaves it to
+// a timer: net/http would instead hold the connection's goroutine and
+// buffers for the linger (about 20 KB), and a flood of refused requests
+// would then cost that much per request arriving within the linger. Where
+// the connection cannot be taken over (HTTP/2, a test recorder) the answer
+// is written the ordinary way, with Connection: close.
+func refuseAndClose(w http.ResponseWriter, err error) {
+	conn, rw, herr := http.NewResponseController(w).Hijack()
+	if herr != nil {
+		writeError(w, err)
+		return
+	}
+	status := http.StatusInternalServerError
+	var he *httpError
+	if errors.As(err, &he) {
+		status = he.status
+	}
+	msg, _ := json.Marshal(apiError{Message: err.Error()})
+	msg = append(msg, '\n')
+	resp := &http.Response{
+		StatusCode: status, ProtoMajor: 1, ProtoMinor: 1, Close: true,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		ContentLength: int64(len(msg)), Body: io.NopCloser(bytes.NewReader(msg)),
+	}
+	conn.SetWriteDeadline(time.Now().Add(closeLinger))
+	if resp.Write(rw) == nil && rw.Flush() == nil {
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		time.AfterFunc(closeLinger, func() { conn.Close() })
+		return
+	}
+	conn.Close()
 }

@@ -1,11 +1,7 @@
 package cloud_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,6 +13,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/cloud"
+	"tidepool/internal/floodtest"
 )
 
 // floodRSSLimitKB is the peak resident set the cloud must stay under while
@@ -50,7 +47,7 @@ func TestCloudUnderBodyFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb := op.Reference.ID
-	before := statusKB(t, pid, "VmHWM")
+	before := peakRSS(t, pid)
 
 	// Signed traffic, all through the flood.
 	var signedOK, signedDuring atomic.Int64
@@ -99,39 +96,19 @@ func TestCloudUnderBodyFlood(t *testing.T) {
 		"POST /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n" + forged + "Content-Length: " + strconv.Itoa(size) + "\r\n\r\n",
 		"POST /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n" + forged + "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(size, 16) + "\r\n",
 	}
-	var next atomic.Int64
-	var statusMu sync.Mutex
-	statuses := map[string]int{}
-	var wg sync.WaitGroup
 	flooding.Store(true)
 	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= requests {
-					return
-				}
-				outcome := floodOne(u.Host, heads[i%len(heads)], body)
-				statusMu.Lock()
-				statuses[outcome]++
-				statusMu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	statuses := floodtest.Flood(u.Host, requests, workers, heads, body)
 	flooding.Store(false)
 	floodTime := time.Since(start)
 	close(stop)
 	<-signedDone
-	peak := statusKB(t, pid, "VmHWM")
+	peak := peakRSS(t, pid)
 	t.Logf("flood of %d × 1 MiB (%d at a time) over %v: outcomes %v; signed requests answered %d (%d during the flood), failed %d; cloud peak RSS %d kB before, %d kB after (limit %d kB)",
 		requests, workers, floodTime.Round(time.Millisecond), statuses, signedOK.Load(), signedDuring.Load(), len(signedErrs), before, peak, floodRSSLimitKB)
 
-	for outcome, n := range statuses {
-		if len(outcome) == 3 && outcome[0] == '2' {
-			t.Errorf("%d forged or unsigned requests were accepted (%s)", n, outcome)
-		}
+	if n := floodtest.Accepted(statuses); n > 0 {
+		t.Errorf("%d forged or unsigned requests were accepted", n)
 	}
 	if len(signedErrs) > 0 {
 		t.Errorf("%d signed requests failed during the flood, first: %v", len(signedErrs), signedErrs[0])
@@ -144,7 +121,7 @@ func TestCloudUnderBodyFlood(t *testing.T) {
 	}
 	// Headers are read before any check too: they are bounded.
 	huge := "GET /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nX-Padding: " + strings.Repeat("a", 4*cloud.MaxHeaderBytes) + "\r\n\r\n"
-	if got := floodOne(u.Host, huge, nil); got != "431" {
+	if got := floodtest.Request(u.Host, huge, nil); got != "431" {
 		t.Errorf("request with a %d-byte header: %s, want 431", 4*cloud.MaxHeaderBytes, got)
 	}
 	if got, err := c.GetLoadBalancer(ctx, lb); err != nil || got.Name != "flood" {
@@ -156,35 +133,12 @@ func TestCloudUnderBodyFlood(t *testing.T) {
 	}
 }
 
-// floodOne sends one request (head, then body, chunk-terminated when head
-// opened a chunk) on a new connection and returns the response status, or
-// "conn: ..." when the connection failed before an answer arrived.
-func floodOne(addr, head string, body []byte) string {
-	conn, err := net.Dial("tcp", addr)
+// peakRSS returns the peak resident set of process pid in kB (VmHWM).
+func peakRSS(t *testing.T, pid int) int {
+	t.Helper()
+	kb, err := floodtest.StatusKB(pid, "VmHWM")
 	if err != nil {
-		return "dial failed"
+		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(60 * time.Second))
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		if _, err := conn.Write([]byte(head)); err != nil {
-			return
-		}
-		if _, err := conn.Write(body); err != nil {
-			return
-		}
-		if head[len(head)-2:] == "\r\n" && head[len(head)-4:] != "\r\n\r\n" { // chunked
-			conn.Write([]byte("\r\n0\r\n\r\n"))
-		}
-	}()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	conn.Close() // ends the writer if the server stopped reading
-	<-wrote
-	if err != nil {
-		return "conn: closed or reset"
-	}
-	resp.Body.Close()
-	return fmt.Sprint(resp.StatusCode)
+	return kb
 }
