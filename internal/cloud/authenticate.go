@@ -14,7 +14,8 @@ import (
 
 // Request bodies are read only after every check that needs no body has
 // passed, and within a fixed budget: at most bodyConcurrent bodies of at
-// most MaxBody bytes each are held at once (see internal/httpbody).
+// most MaxBody bytes each are held at once, from their read to the end of
+// their handler (see internal/httpbody).
 const (
 	// MaxBody is the largest request body accepted (413 beyond). The
 	// largest bounded field of the Exoscale API v2 is an instance's
@@ -48,12 +49,14 @@ func requestAPIKey(ctx context.Context) string {
 
 // authenticate serves next only for requests signed with a known key
 // (EXO2-HMAC-SHA256, see verify); others get a 403 (413 for a body over
-// MaxBody, 503 when too many bodies are being read) and next never runs.
+// MaxBody, 503 when bodyConcurrent bodies are held) and next never runs.
 // next finds the API key with requestAPIKey and reads the verified body
-// from r.Body.
+// from r.Body; the body stays in the bounded reader's buffer, which next
+// holds until it returns.
 func (c *Cloud) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := c.verify(w, r)
+		key, release, err := c.verify(w, r)
+		defer release()
 		if err != nil {
 			if ok, suppressed := c.rejectLog.Allow(time.Now()); ok {
 				c.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
@@ -73,31 +76,33 @@ func (c *Cloud) authenticate(next http.Handler) http.Handler {
 // verify authenticates r in the order that keeps a flood cheap: first
 // everything that needs no body (header, key, expiry window, every query
 // argument signed: checkHeader), and only then, through the bounded body
-// reader, the body the signature covers; the signature is checked while the
-// body is still in the reader's buffer, so a forged one is never copied. A request refused before its body
-// is read is answered with Connection: close, so the server does not read
-// the body either. On success r.Body is replaced by the verified body.
-func (c *Cloud) verify(w http.ResponseWriter, r *http.Request) (key string, err error) {
+// reader, the body the signature covers. A request refused with a body
+// (forged, or refused before its body was read) is answered with
+// Connection: close, so the server does not read the body or wait for the
+// next request. On success r.Body reads the verified body. release (never
+// nil) frees the body's buffer; call it once the request is served.
+func (c *Cloud) verify(w http.ResponseWriter, r *http.Request) (key string, release func(), err error) {
+	release = func() {}
 	h, secret, err := checkHeader(r.Header.Get("Authorization"), r.URL.Query(), c.secrets, c.now())
 	if err != nil {
 		if r.ContentLength != 0 {
 			w.Header().Set("Connection", "close")
 		}
-		return "", errorf(http.StatusForbidden, "%v", err)
+		return "", release, errorf(http.StatusForbidden, "%v", err)
 	}
-	query := r.URL.Query()
-	body, err := c.bodies.Read(w, r, func(body []byte) error {
-		sr := signedRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: query, Body: body}
-		return checkSignature(sr, h, secret)
-	})
-	switch {
-	case errors.Is(err, errAuth):
-		return "", errorf(http.StatusForbidden, "%v", err)
-	case err != nil:
-		return "", errorf(httpbody.Status(err), "request body: %v", err)
+	body, release, err := c.bodies.Read(w, r)
+	if err != nil {
+		return "", release, errorf(httpbody.Status(err), "request body: %v", err)
+	}
+	sr := signedRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: r.URL.Query(), Body: body}
+	if err := checkSignature(sr, h, secret); err != nil {
+		if len(body) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		return "", release, errorf(http.StatusForbidden, "%v", err)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	return h.Key, nil
+	return h.Key, release, nil
 }
 
 // closeLinger is how long a refused connection stays open for reading after

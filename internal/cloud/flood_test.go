@@ -91,14 +91,15 @@ func TestCloudUnderBodyFlood(t *testing.T) {
 	body := make([]byte, size)
 	forged := "Authorization: EXO2-HMAC-SHA256 credential=" + key + ",expires=" +
 		strconv.FormatInt(time.Now().Add(5*time.Minute).Unix(), 10) + ",signature=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
-	heads := []string{
-		"POST /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n",
-		"POST /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n" + forged + "Content-Length: " + strconv.Itoa(size) + "\r\n\r\n",
-		"POST /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n" + forged + "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(size, 16) + "\r\n",
+	lengthHead := "POST /v2/load-balancer HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n"
+	reqs := []floodtest.Req{
+		{Head: lengthHead + "Content-Length: " + strconv.Itoa(size) + "\r\n\r\n", Body: body},
+		{Head: lengthHead + forged + "Content-Length: " + strconv.Itoa(size) + "\r\n\r\n", Body: body},
+		{Head: lengthHead + forged + "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(size, 16) + "\r\n", Body: body},
 	}
 	flooding.Store(true)
 	start := time.Now()
-	statuses := floodtest.Flood(u.Host, requests, workers, heads, body)
+	statuses := floodtest.Flood(u.Host, requests, workers, reqs)
 	flooding.Store(false)
 	floodTime := time.Since(start)
 	close(stop)

@@ -54,10 +54,17 @@ func Request(addr, head string, body []byte) string {
 	return strconv.Itoa(resp.StatusCode)
 }
 
-// Flood sends n requests to addr, workers at a time, request i with head
-// heads[i%len(heads)] and body, and returns how many ended with each
-// outcome of Request. It blocks until all have ended.
-func Flood(addr string, n, workers int, heads []string, body []byte) map[string]int {
+// Req is one kind of request of a flood: Head and Body as Request sends
+// them.
+type Req struct {
+	Head string
+	Body []byte
+}
+
+// Flood sends n requests to addr, workers at a time, request i being
+// reqs[i%len(reqs)], and returns how many ended with each outcome of
+// Request. It blocks until all have ended.
+func Flood(addr string, n, workers int, reqs []Req) map[string]int {
 	var next atomic.Int64
 	var mu sync.Mutex
 	outcomes := map[string]int{}
@@ -69,7 +76,8 @@ func Flood(addr string, n, workers int, heads []string, body []byte) map[string]
 				if i >= n {
 					return
 				}
-				o := Request(addr, heads[i%len(heads)], body)
+				r := reqs[i%len(reqs)]
+				o := Request(addr, r.Head, r.Body)
 				mu.Lock()
 				outcomes[o]++
 				mu.Unlock()

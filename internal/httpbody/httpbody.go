@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -53,10 +54,12 @@ type Limits struct {
 // use; the zero value is not usable, call New.
 //
 // Each read slot owns a buffer of Max bytes, allocated on first use and
-// reused: a body is read into its slot's buffer and copied out, at its exact
-// size, only once it is complete and accepted. A body that is too large, or
-// that Read's check refuses (a forged signature), allocates nothing, so a
-// flood of them leaves no garbage behind either.
+// reused. A body is read into its slot's buffer and handed out from there,
+// without a copy: the caller holds the slot while it checks and uses the
+// body (a signature check, JSON decoding) and releases it when done. So
+// everything a flood of bodies can cost, the bodies and their decoding, is
+// bounded by Concurrent, and a body refused (too large, forged) allocates
+// nothing.
 type Reader struct {
 	lim   Limits
 	slots chan []byte // a token per free slot: its buffer (nil until first used)
@@ -87,35 +90,34 @@ func New(l Limits) *Reader {
 // Max returns the largest body the Reader accepts, in bytes.
 func (b *Reader) Max() int64 { return b.lim.Max }
 
-// Read returns r's whole body, at most Max bytes, once check (if not nil)
-// accepted it; check sees the body in the Reader's own buffer and must not
-// keep it. Read blocks while Concurrent other bodies are being read (at
-// most Wait, or until r's context is done) and then while the body arrives
-// (at most ReadTimeout). An empty body is returned at once (nil), without a
-// slot, once check accepted it. A declared Content-Length over Max fails
-// with ErrTooLarge before anything is read. After any failure the response
-// is marked Connection: close, so that the server does not read the rest of
-// the body either. A check error is returned as is. Read does not close
-// r.Body; the server does.
-func (b *Reader) Read(w http.ResponseWriter, r *http.Request, check func(body []byte) error) ([]byte, error) {
+// noRelease is the release of a Read that holds no slot.
+func noRelease() {}
+
+// Read returns r's whole body, at most Max bytes, in a buffer of the
+// Reader's: body is valid until release is called, and the caller must call
+// release exactly once, when it no longer uses body (release is never nil,
+// also on error: defer it). An empty body is returned at once (nil) without
+// a slot. Otherwise Read takes a slot, blocking while Concurrent other
+// bodies are held (at most Wait, or until r's context is done: ErrBusy),
+// then reads the body (at most ReadTimeout). A declared Content-Length over
+// Max fails with ErrTooLarge before anything is read. After any failure the
+// response is marked Connection: close, so that the server does not read
+// the rest of the body either. Read does not close r.Body; the server does.
+func (b *Reader) Read(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		if check != nil {
-			if err := check(nil); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
+		return nil, noRelease, nil
 	}
-	body, err := b.read(w, r, check)
+	body, release, err = b.read(w, r)
 	if err != nil {
 		w.Header().Set("Connection", "close")
+		return nil, noRelease, err
 	}
-	return body, err
+	return body, release, nil
 }
 
-func (b *Reader) read(w http.ResponseWriter, r *http.Request, check func(body []byte) error) ([]byte, error) {
+func (b *Reader) read(w http.ResponseWriter, r *http.Request) ([]byte, func(), error) {
 	if r.ContentLength > b.lim.Max {
-		return nil, fmt.Errorf("%w: %d bytes declared, at most %d accepted", ErrTooLarge, r.ContentLength, b.lim.Max)
+		return nil, nil, fmt.Errorf("%w: %d bytes declared, at most %d accepted", ErrTooLarge, r.ContentLength, b.lim.Max)
 	}
 	var buf []byte
 	wait := time.NewTimer(b.lim.Wait)
@@ -123,15 +125,16 @@ func (b *Reader) read(w http.ResponseWriter, r *http.Request, check func(body []
 	case buf = <-b.slots:
 		wait.Stop()
 	case <-wait.C:
-		return nil, fmt.Errorf("%w: no slot within %v", ErrBusy, b.lim.Wait)
+		return nil, nil, fmt.Errorf("%w: no slot within %v", ErrBusy, b.lim.Wait)
 	case <-r.Context().Done():
 		wait.Stop()
-		return nil, fmt.Errorf("%w: %w", ErrBusy, r.Context().Err())
+		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, r.Context().Err())
 	}
 	if buf == nil {
 		buf = make([]byte, b.lim.Max+1) // one more: a body that fills it is too large
 	}
-	defer func() { b.slots <- buf }()
+	var once sync.Once
+	release := func() { once.Do(func() { b.slots <- buf }) }
 
 	rc := http.NewResponseController(w)
 	deadline := rc.SetReadDeadline(time.Now().Add(b.lim.ReadTimeout)) == nil
@@ -144,16 +147,13 @@ func (b *Reader) read(w http.ResponseWriter, r *http.Request, check func(body []
 	}
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("read request body: %w", err)
+		release()
+		return nil, nil, fmt.Errorf("read request body: %w", err)
 	case int64(n) > b.lim.Max:
-		return nil, fmt.Errorf("%w: more than %d bytes sent", ErrTooLarge, b.lim.Max)
+		release()
+		return nil, nil, fmt.Errorf("%w: more than %d bytes sent", ErrTooLarge, b.lim.Max)
 	}
-	if check != nil {
-		if err := check(buf[:n]); err != nil {
-			return nil, err
-		}
-	}
-	return append([]byte(nil), buf[:n]...), nil
+	return buf[:n:n], release, nil
 }
 
 // readFull reads src into buf until EOF or buf is full; it returns the bytes

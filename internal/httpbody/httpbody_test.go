@@ -22,7 +22,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func serve(t *testing.T, b *Reader) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := b.Read(w, r, nil)
+		body, release, err := b.Read(w, r)
+		defer release()
 		if err != nil {
 			http.Error(w, err.Error(), Status(err))
 			return
@@ -160,40 +161,59 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// TestReadCheck checks that check sees the body before Read returns it, and
-// that a refused body is not returned.
-func TestReadCheck(t *testing.T) {
-	errForged := errors.New("forged")
-	b := New(Limits{Max: 100})
+// TestReadHoldsSlotUntilRelease checks that a body handed out keeps its
+// slot, and its buffer, until it is released: the next body waits.
+func TestReadHoldsSlotUntilRelease(t *testing.T) {
+	b := New(Limits{Max: 100, Concurrent: 1, Wait: 50 * time.Millisecond})
+	hold := make(chan struct{})
+	held := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := b.Read(w, r, func(body []byte) error {
-			if string(body) != "good" {
-				return errForged
-			}
-			return nil
-		})
-		switch {
-		case errors.Is(err, errForged):
-			w.WriteHeader(http.StatusForbidden)
-		case err != nil:
+		body, release, err := b.Read(w, r)
+		defer release()
+		if err != nil {
 			http.Error(w, err.Error(), Status(err))
-		default:
-			w.Write(body)
+			return
 		}
+		if r.URL.Path == "/hold" {
+			held <- string(body)
+			<-hold
+		}
+		w.Write(body)
 	}))
 	defer srv.Close()
-	for _, tt := range []struct {
-		body       string
-		wantStatus int
-	}{{"good", 200}, {"evil", 403}, {"", 403}} {
-		resp, err := http.Post(srv.URL, "text/plain", strings.NewReader(tt.body))
+	first := make(chan string, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+"/hold", "text/plain", strings.NewReader("first"))
 		if err != nil {
-			t.Fatal(err)
+			first <- err.Error()
+			return
 		}
 		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tt.wantStatus || tt.wantStatus == 200 && string(got) != tt.body {
-			t.Errorf("body %q: %d %q, want %d", tt.body, resp.StatusCode, got, tt.wantStatus)
-		}
+		first <- string(got)
+	}()
+	if got := <-held; got != "first" {
+		t.Fatalf("held body %q, want first", got)
+	}
+	resp, err := http.Post(srv.URL, "text/plain", strings.NewReader("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("second body while the first is held: %d, want 503", resp.StatusCode)
+	}
+	close(hold)
+	if got := <-first; got != "first" {
+		t.Errorf("first body after the wait: %q, want first (not overwritten)", got)
+	}
+	resp, err = http.Post(srv.URL, "text/plain", strings.NewReader("third"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != "third" {
+		t.Errorf("after release: %d %q, want 200 third", resp.StatusCode, got)
 	}
 }
