@@ -34,6 +34,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/autoscaler/policy"
+	"tidepool/internal/httpbody"
 )
 
 // ReasonObserveFailed is the reason recorded for a tick that could not read
@@ -81,6 +82,7 @@ type Autoscaler struct {
 	drainer *drainer
 	signals signals
 	state   stateFile
+	bodies  *httpbody.Reader // webhook bodies: at most webhookBodies at once, each at most cfg.MaxBody
 
 	tickMu sync.Mutex              // one tick at a time
 	recs   []policy.Recommendation // the policy's state (Decision.Recommendations); guarded by tickMu
@@ -99,7 +101,8 @@ func New(cfg Config) (*Autoscaler, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	a := &Autoscaler{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), state: stateFile{path: cfg.StateFile}}
+	a := &Autoscaler{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), state: stateFile{path: cfg.StateFile},
+		bodies: httpbody.New(httpbody.Limits{Max: cfg.MaxBody, Concurrent: webhookBodies})}
 	a.cloud = &cloudPool{
 		api:       cfg.Cloud,
 		id:        v3.UUID(cfg.PoolID),
@@ -149,6 +152,7 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    webhookHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
