@@ -40,10 +40,10 @@ type loop struct {
 	nextScan   time.Time
 	scanEvery  time.Duration
 
-	now           time.Time     // the loop's clock: read once per batch of events, stamps connection activity
-	nconns        int           // connections of this loop not yet finished
-	idleEvery     time.Duration // how often open connections are checked against the idle timeout
-	nextIdleScan  time.Time     // zero when no check is due (no connections, or no idle timeout)
+	now           time.Time              // the loop's clock: read once per batch of events, stamps connection activity
+	nconns        int                    // connections of this loop not yet finished
+	idleEvery     time.Duration          // how often open connections are checked against the idle timeout
+	nextIdleScan  time.Time              // zero when no check is due (no connections, or no idle timeout)
 	evictable     evictQueue[*proxyConn] // this loop's connections, oldest first
 	noEvictBefore time.Time              // after an eviction found nothing: refuse at the cap without looking until then
 

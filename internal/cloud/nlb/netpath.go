@@ -36,7 +36,7 @@ type netPath struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	liveMu        sync.Mutex // guards the fields below
+	liveMu        sync.Mutex           // guards the fields below
 	live          int                  // connections being proxied (connected to a member)
 	evictable     evictQueue[*netConn] // those connections, oldest first
 	noEvictBefore time.Time            // as loop.noEvictBefore
