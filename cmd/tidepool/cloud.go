@@ -25,25 +25,27 @@ import (
 
 // cloudEnv maps cloud's flags to the environment variables that set them.
 var cloudEnv = map[string][]string{
-	"listen":         {"TIDEPOOL_CLOUD_LISTEN"},
-	"key":            {"TIDEPOOL_CLOUD_KEY", "EXOSCALE_KEY", "EXOSCALE_API_KEY"},
-	"secret":         {"TIDEPOOL_CLOUD_SECRET", "EXOSCALE_SECRET", "EXOSCALE_API_SECRET"},
-	"zone":           {"TIDEPOOL_CLOUD_ZONE", "EXOSCALE_ZONE"},
-	"state-dir":      {"TIDEPOOL_CLOUD_STATE_DIR"},
-	"member-net":     {"TIDEPOOL_CLOUD_MEMBER_NET"},
-	"nlb-net":        {"TIDEPOOL_CLOUD_NLB_NET"},
-	"nlb-datapath":   {"TIDEPOOL_CLOUD_NLB_DATAPATH"},
-	"app-port":       {"TIDEPOOL_CLOUD_APP_PORT"},
-	"metrics-port":   {"TIDEPOOL_CLOUD_METRICS_PORT"},
-	"boot-delay":     {"TIDEPOOL_CLOUD_BOOT_DELAY"},
-	"cpu-per-vcpu":   {"TIDEPOOL_CLOUD_CPU_PER_VCPU"},
-	"max-pool-size":  {"TIDEPOOL_CLOUD_MAX_POOL_SIZE"},
-	"app-binary":     {"TIDEPOOL_CLOUD_APP_BINARY"},
-	"evict-grace":    {"TIDEPOOL_CLOUD_EVICT_GRACE"},
-	"shutdown-grace": {"TIDEPOOL_CLOUD_SHUTDOWN_GRACE"},
-	"cgroup-parent":  {"TIDEPOOL_CLOUD_CGROUP_PARENT"},
-	"member-logs":    {"TIDEPOOL_CLOUD_MEMBER_LOGS"},
-	"log-level":      {"TIDEPOOL_LOG_LEVEL"},
+	"listen":           {"TIDEPOOL_CLOUD_LISTEN"},
+	"key":              {"TIDEPOOL_CLOUD_KEY", "EXOSCALE_KEY", "EXOSCALE_API_KEY"},
+	"secret":           {"TIDEPOOL_CLOUD_SECRET", "EXOSCALE_SECRET", "EXOSCALE_API_SECRET"},
+	"zone":             {"TIDEPOOL_CLOUD_ZONE", "EXOSCALE_ZONE"},
+	"state-dir":        {"TIDEPOOL_CLOUD_STATE_DIR"},
+	"member-net":       {"TIDEPOOL_CLOUD_MEMBER_NET"},
+	"nlb-net":          {"TIDEPOOL_CLOUD_NLB_NET"},
+	"nlb-datapath":     {"TIDEPOOL_CLOUD_NLB_DATAPATH"},
+	"nlb-idle-timeout": {"TIDEPOOL_CLOUD_NLB_IDLE_TIMEOUT"},
+	"nlb-max-conns":    {"TIDEPOOL_CLOUD_NLB_MAX_CONNS"},
+	"app-port":         {"TIDEPOOL_CLOUD_APP_PORT"},
+	"metrics-port":     {"TIDEPOOL_CLOUD_METRICS_PORT"},
+	"boot-delay":       {"TIDEPOOL_CLOUD_BOOT_DELAY"},
+	"cpu-per-vcpu":     {"TIDEPOOL_CLOUD_CPU_PER_VCPU"},
+	"max-pool-size":    {"TIDEPOOL_CLOUD_MAX_POOL_SIZE"},
+	"app-binary":       {"TIDEPOOL_CLOUD_APP_BINARY"},
+	"evict-grace":      {"TIDEPOOL_CLOUD_EVICT_GRACE"},
+	"shutdown-grace":   {"TIDEPOOL_CLOUD_SHUTDOWN_GRACE"},
+	"cgroup-parent":    {"TIDEPOOL_CLOUD_CGROUP_PARENT"},
+	"member-logs":      {"TIDEPOOL_CLOUD_MEMBER_LOGS"},
+	"log-level":        {"TIDEPOOL_LOG_LEVEL"},
 }
 
 // cloudHTTPShutdown bounds closing the API server after SIGTERM.
@@ -61,6 +63,8 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	memberNet := fs.String("member-net", cloud.DefaultMemberNet.String(), "loopback range of member IPs (.2 upward)")
 	nlbNet := fs.String("nlb-net", cloud.DefaultNLBNet.String(), "loopback range of load balancer IPs")
 	nlbDataPath := fs.String("nlb-datapath", string(nlb.DataPathAuto), "how load balancers move bytes: auto (epoll on Linux), epoll or portable (a goroutine per connection direction)")
+	fs.DurationVar(&cfg.NLBIdleTimeout, "nlb-idle-timeout", nlb.DefaultIdleTimeout, "load balancers close a connection through which nothing moved for this long (negative: never)")
+	fs.IntVar(&cfg.NLBMaxConns, "nlb-max-conns", nlb.DefaultMaxConns, "most open client connections per load balancer service; at the cap a new one closes the longest-idle one or is refused (negative: no cap)")
 	appPort := fs.Uint("app-port", cloud.DefaultAppPort, "port of the app on every member")
 	metricsPort := fs.Uint("metrics-port", cloud.DefaultMetricsPort, "port of the node exporter on every member")
 	bootDelay := fs.Duration("boot-delay", cloud.DefaultBootDelay, "how long a new member is \"starting\" before its process starts (0: none)")
@@ -106,6 +110,8 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(fs, fmt.Errorf("-cpu-per-vcpu %v must be positive", cfg.CPUPerVCPU))
 	case cfg.MaxPoolSize < 1:
 		return usageError(fs, fmt.Errorf("-max-pool-size %d must be at least 1", cfg.MaxPoolSize))
+	case cfg.NLBIdleTimeout == 0 || cfg.NLBMaxConns == 0:
+		return usageError(fs, errors.New("-nlb-idle-timeout and -nlb-max-conns must not be 0 (negative: no limit)"))
 	case cfg.EvictGrace <= 0 || cfg.ShutdownGrace <= 0:
 		return usageError(fs, errors.New("-evict-grace and -shutdown-grace must be positive"))
 	}

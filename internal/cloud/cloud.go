@@ -125,6 +125,15 @@ type Config struct {
 	// Linux, else the portable goroutine-per-connection path. Portable is the
 	// way out where a kernel or sandbox refuses the event loop.
 	NLBDataPath nlb.DataPath
+	// NLBIdleTimeout closes a load balancer connection idle (no byte either
+	// way) this long; 0 means nlb.DefaultIdleTimeout (350s), negative
+	// never.
+	NLBIdleTimeout time.Duration
+	// NLBMaxConns caps each load balancer service's open client
+	// connections (at the cap a new one closes the longest-idle one, or is
+	// refused); 0 means nlb.DefaultMaxConns (4096), negative no cap but the
+	// process's descriptor budget.
+	NLBMaxConns int
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -91,6 +91,7 @@ func realDeps(cfg Config) (memberStarter, balancerFactory, string, error) {
 		return nlb.New(nlb.Config{
 			Listen: listen, TargetPort: targetPort, Check: check, Logger: log,
 			Name: id, DrainTimeout: cfg.ShutdownGrace, DataPath: cfg.NLBDataPath,
+			IdleTimeout: cfg.NLBIdleTimeout, MaxConns: cfg.NLBMaxConns,
 		})
 	}
 	return runner{r}, factory, r.Warning(), nil
