@@ -87,6 +87,8 @@ func realDeps(cfg Config) (memberStarter, balancerFactory, string, error) {
 		return nil, nil, "", err
 	}
 	log := cfg.Logger.With("component", "nlb")
+	// At start, before members and load balancers hold descriptors.
+	nlb.RaiseFileLimit(log)
 	factory := func(id, listen string, targetPort uint16, check nlb.HealthCheck) (balancer, error) {
 		return nlb.New(nlb.Config{
 			Listen: listen, TargetPort: targetPort, Check: check, Logger: log,

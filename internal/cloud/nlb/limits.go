@@ -5,6 +5,7 @@
 package nlb
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,22 @@ var fdBudget = sync.OnceValue(func() int64 {
 	limit := raiseFileLimit()
 	return int64(limit - fdReserve(limit))
 })
+
+// RaiseFileLimit raises this process's descriptor limit (RLIMIT_NOFILE) to
+// the most the kernel allows, once, and logs the change to log (nil:
+// nowhere); it returns the number of descriptors the load balancers of the
+// process may hold together. New calls it; a program that runs load
+// balancers calls it at start, so that everything it opens meanwhile (API
+// connections, member processes) already has the raised limit. Safe for
+// concurrent use; later calls only return the budget.
+func RaiseFileLimit(log *slog.Logger) int64 {
+	fileLimitLog.Lock()
+	if fileLimitLog.log == nil {
+		fileLimitLog.log = log
+	}
+	fileLimitLog.Unlock()
+	return fdBudget()
+}
 
 // fdReserve is the part of a descriptor limit the data paths leave alone:
 // a tenth, at least 64, at most 1,024.

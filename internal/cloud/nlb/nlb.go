@@ -190,13 +190,8 @@ func New(cfg Config) (*Service, error) {
 		maxConns = 0
 	}
 	// The first Service raises the process's descriptor limit (and logs
-	// it) before any connection arrives.
-	fileLimitLog.Lock()
-	if fileLimitLog.log == nil {
-		fileLimitLog.log = log
-	}
-	fileLimitLog.Unlock()
-	fdBudget()
+	// it), unless RaiseFileLimit did already, before any connection arrives.
+	RaiseFileLimit(log)
 	s := &Service{
 		dp:               dp,
 		log:              log.With("service", cfg.Name, "listen", dp.addr().String()),
