@@ -18,8 +18,9 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // serve starts a server answering each request with the status of
-// Reader.Read and the length of the body it returned.
-func serve(t *testing.T, b *Reader) *httptest.Server {
+// Reader.Read and the length of the body it returned; use, if not nil, sees
+// the body first (while its slot is held).
+func serve(t *testing.T, b *Reader, use func(r *http.Request, body []byte)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, release, err := b.Read(w, r)
@@ -27,6 +28,9 @@ func serve(t *testing.T, b *Reader) *httptest.Server {
 		if err != nil {
 			http.Error(w, err.Error(), Status(err))
 			return
+		}
+		if use != nil {
+			use(r, body)
 		}
 		fmt.Fprintf(w, "%d", len(body))
 	}))
@@ -57,7 +61,7 @@ func rawRequest(t *testing.T, addr, head, body string) (status int, closing bool
 }
 
 func TestRead(t *testing.T) {
-	srv := serve(t, New(Limits{Max: 100}))
+	srv := serve(t, New(Limits{Max: 100}), nil)
 	addr := srv.Listener.Addr().String()
 	tests := []struct {
 		name       string
@@ -89,7 +93,7 @@ func TestRead(t *testing.T) {
 // one slot held by a client that has not sent its body, the next body waits
 // and is refused (503) after Wait; once the first body arrives, reads go on.
 func TestReadSlots(t *testing.T) {
-	srv := serve(t, New(Limits{Max: 100, Concurrent: 1, Wait: 100 * time.Millisecond}))
+	srv := serve(t, New(Limits{Max: 100, Concurrent: 1, Wait: 100 * time.Millisecond}), nil)
 	addr := srv.Listener.Addr().String()
 
 	slow, err := net.Dial("tcp", addr)
@@ -124,7 +128,7 @@ func TestReadSlots(t *testing.T) {
 // TestReadTimeout checks that a client trickling its body loses its slot
 // after ReadTimeout.
 func TestReadTimeout(t *testing.T) {
-	srv := serve(t, New(Limits{Max: 100, ReadTimeout: 100 * time.Millisecond}))
+	srv := serve(t, New(Limits{Max: 100, ReadTimeout: 100 * time.Millisecond}), nil)
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -162,58 +166,43 @@ func TestStatus(t *testing.T) {
 }
 
 // TestReadHoldsSlotUntilRelease checks that a body handed out keeps its
-// slot, and its buffer, until it is released: the next body waits.
+// slot, and its buffer, until it is released: the next body waits (and is
+// refused when the wait is over), and the held body is not overwritten.
 func TestReadHoldsSlotUntilRelease(t *testing.T) {
-	b := New(Limits{Max: 100, Concurrent: 1, Wait: 50 * time.Millisecond})
 	hold := make(chan struct{})
-	held := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, release, err := b.Read(w, r)
-		defer release()
-		if err != nil {
-			http.Error(w, err.Error(), Status(err))
-			return
-		}
+	held := make(chan string, 2)
+	srv := serve(t, New(Limits{Max: 100, Concurrent: 1, Wait: 50 * time.Millisecond}), func(r *http.Request, body []byte) {
 		if r.URL.Path == "/hold" {
 			held <- string(body)
 			<-hold
+			held <- string(body)
 		}
-		w.Write(body)
-	}))
-	defer srv.Close()
-	first := make(chan string, 1)
-	go func() {
-		resp, err := http.Post(srv.URL+"/hold", "text/plain", strings.NewReader("first"))
+	})
+	post := func(path, body string) int {
+		resp, err := http.Post(srv.URL+path, "text/plain", strings.NewReader(body))
 		if err != nil {
-			first <- err.Error()
-			return
+			t.Error(err)
+			return 0
 		}
-		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		first <- string(got)
-	}()
+		return resp.StatusCode
+	}
+	first := make(chan int, 1)
+	go func() { first <- post("/hold", "first") }()
 	if got := <-held; got != "first" {
 		t.Fatalf("held body %q, want first", got)
 	}
-	resp, err := http.Post(srv.URL, "text/plain", strings.NewReader("second"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("second body while the first is held: %d, want 503", resp.StatusCode)
+	if code := post("/", "second"); code != http.StatusServiceUnavailable {
+		t.Errorf("second body while the first is held: %d, want 503", code)
 	}
 	close(hold)
-	if got := <-first; got != "first" {
-		t.Errorf("first body after the wait: %q, want first (not overwritten)", got)
+	if got := <-held; got != "first" {
+		t.Errorf("held body after the wait: %q, want first (not overwritten)", got)
 	}
-	resp, err = http.Post(srv.URL, "text/plain", strings.NewReader("third"))
-	if err != nil {
-		t.Fatal(err)
+	if code := <-first; code != 200 {
+		t.Errorf("first request: %d, want 200", code)
 	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(got) != "third" {
-		t.Errorf("after release: %d %q, want 200 third", resp.StatusCode, got)
+	if code := post("/", "third"); code != 200 {
+		t.Errorf("after release: %d, want 200", code)
 	}
 }

@@ -290,14 +290,10 @@ func (l *loop) control() (quit bool) {
 // idle connections, when due. l.now must be current.
 func (l *loop) timers() {
 	now := l.now
-	switch {
-	case l.nconns == 0 || l.p.s.idle <= 0:
+	if l.nconns == 0 || l.p.s.idle <= 0 {
 		l.nextIdleScan = time.Time{}
-	case l.nextIdleScan.IsZero():
-		l.nextIdleScan = now.Add(l.idleEvery)
-	case !now.Before(l.nextIdleScan):
+	} else if due(&l.nextIdleScan, l.idleEvery, now) {
 		l.expireIdle(now)
-		l.nextIdleScan = now.Add(l.idleEvery)
 	}
 	if len(l.connecting) == 0 && l.resumeAt.IsZero() {
 		l.nextScan = time.Time{}
@@ -313,15 +309,25 @@ func (l *loop) timers() {
 			}
 		}
 	}
-	switch {
-	case len(l.connecting) == 0:
+	if len(l.connecting) == 0 {
 		l.nextScan = time.Time{}
-	case l.nextScan.IsZero():
-		l.nextScan = now.Add(l.scanEvery)
-	case !now.Before(l.nextScan):
+	} else if due(&l.nextScan, l.scanEvery, now) {
 		l.expireConnects(now)
-		l.nextScan = now.Add(l.scanEvery)
 	}
+}
+
+// due reports whether a periodic check scheduled at *next is due at now;
+// when it is, or when none was scheduled (zero), the next one is scheduled
+// every later.
+func due(next *time.Time, every time.Duration, now time.Time) bool {
+	switch {
+	case next.IsZero():
+		*next = now.Add(every)
+	case !now.Before(*next):
+		*next = now.Add(every)
+		return true
+	}
+	return false
 }
 
 // expireConnects fails the connects past their deadline (the next member is

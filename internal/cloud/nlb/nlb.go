@@ -5,7 +5,10 @@
 // parsing). Members are probed (tcp, http or https) and take traffic only
 // while healthy. Members can be replaced at any time; connections already
 // open to a removed member run to their end. On shutdown the listener closes
-// first and open connections get a grace period to finish.
+// first and open connections get a grace period to finish. Each service
+// closes connections idle for its idle timeout and caps its open
+// connections, making room by closing idle ones; the services of a process
+// share a descriptor budget that leaves room for health checks (limits.go).
 //
 // On Linux the bytes are moved by one epoll event loop per CPU on raw
 // non-blocking sockets (epoll_*_linux.go); elsewhere by a goroutine per
