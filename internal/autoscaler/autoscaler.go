@@ -103,7 +103,7 @@ func New(cfg Config) (*Autoscaler, error) {
 	a.cloud = &cloudPool{
 		api:       cfg.Cloud,
 		id:        v3.UUID(cfg.PoolID),
-		backoff:   backoff{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
+		backoff:   retries{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
 		opTimeout: cfg.OperationTimeout,
 		poll:      min(cfg.RetryBase, 250*time.Millisecond),
 		metrics:   a.metrics,

@@ -387,28 +387,6 @@ func (c *fakeClock) fire(w fakeWait) {
 	w.fire <- now
 }
 
-func TestBackoffDelays(t *testing.T) {
-	tests := []struct {
-		n      int
-		lo, hi time.Duration
-		want   time.Duration
-	}{
-		{1, time.Second, time.Minute, time.Second},
-		{2, time.Second, time.Minute, 2 * time.Second},
-		{3, time.Second, time.Minute, 4 * time.Second},
-		{6, time.Second, time.Minute, 32 * time.Second},
-		{7, time.Second, time.Minute, time.Minute},
-		{1000, time.Second, time.Minute, time.Minute},
-		{3, time.Minute, time.Minute, time.Minute},
-		{80, time.Hour, 1<<63 - 1, 1<<63 - 1}, // no overflow
-	}
-	for _, tt := range tests {
-		if got := Backoff(tt.n, tt.lo, tt.hi); got != tt.want {
-			t.Errorf("Backoff(%d, %v, %v) = %v, want %v", tt.n, tt.lo, tt.hi, got, tt.want)
-		}
-	}
-}
-
 // TestRunRetriesWithBackoff drives Run with a fake clock: failures wait
 // 1s, 2s, 4s; success waits the interval and resets the backoff; the last
 // good file survives the failures; Run returns nil when cancelled.
