@@ -20,6 +20,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/loopback"
 )
 
 // TestCloudCommand runs the real `tidepool cloud` program: the egoscale
@@ -31,7 +32,7 @@ func TestCloudCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	memberNet, nlbNet := randomNets()
+	memberNet, nlbNet := loopback.Ranges()
 	stateDir := t.TempDir()
 	key, secret := "EXO"+randHex(8), randHex(16)
 	cmd := exec.Command(bin, "cloud", "--listen", "127.0.0.1:0", "--member-net", memberNet.String(), "--nlb-net", nlbNet.String(),

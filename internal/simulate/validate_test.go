@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"image/png"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/demo"
+	"tidepool/internal/loopback"
 	"tidepool/internal/report"
 )
 
@@ -44,14 +44,14 @@ func TestValidate(t *testing.T) {
 	}
 	for _, pol := range policies {
 		t.Run(pol, func(t *testing.T) {
-			a, b := 100+rand.IntN(151), rand.IntN(128)*2
+			memberNet, nlbNet := loopback.Ranges()
 			out := t.TempDir()
 			var progress bytes.Buffer
 			cfg := ValidateConfig{Policy: pol, Demo: demo.Config{
 				OutDir:       out,
 				AppCommand:   []string{bin, "app"},
-				MemberNet:    netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24),
-				NLBNet:       netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24),
+				MemberNet:    memberNet,
+				NLBNet:       nlbNet,
 				CgroupParent: fmt.Sprintf("tidepool-validatetest-%d", rand.IntN(1e6)),
 				Out:          &progress,
 			}}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"tidepool/internal/loopback"
 )
 
 // DefaultBin is where the Debian package installs haproxy; Find falls back
@@ -200,11 +201,11 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 	for range startAttempts {
 		try := cfg
 		if try.Listen == "" {
-			addr, err := freeLoopbackAddr()
+			addr, err := loopback.FreeAddrPort()
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("haproxy: %w", err)
 			}
-			try.Listen = addr
+			try.Listen = addr.String()
 		}
 		p, err := start(ctx, try)
 		if err == nil {
@@ -320,26 +321,6 @@ func (p *Proxy) Stop() error {
 		}
 	})
 	return p.stopErr
-}
-
-// freeLoopbackAddr returns "127.a.b.c:port" with a port that was free a
-// moment ago. The random address keeps concurrent test packages apart.
-func freeLoopbackAddr() (string, error) {
-	var last error
-	for range 20 {
-		ip := fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(150), rand.IntN(256), 1+rand.IntN(254))
-		ln, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			last = err
-			continue
-		}
-		addr := ln.Addr().String()
-		if err := ln.Close(); err != nil {
-			return "", fmt.Errorf("haproxy: free port: %w", err)
-		}
-		return addr, nil
-	}
-	return "", fmt.Errorf("haproxy: no free loopback port: %w", last)
 }
 
 // lockedBuffer collects process output written from another goroutine.

@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -35,6 +34,7 @@ import (
 	"tidepool/internal/cloud/apispec"
 	"tidepool/internal/cloud/nlb"
 	"tidepool/internal/exoclient"
+	"tidepool/internal/loopback"
 	"tidepool/internal/provision"
 )
 
@@ -93,13 +93,13 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.CPUs <= 0 {
 		opts.CPUs = 0.25
 	}
-	a, b := 100+mrand.IntN(151), mrand.IntN(128)*2
+	memberNet, nlbNet := loopback.Ranges()
 	e := &Env{
 		Key:       "EXO" + randomHex(12),
 		Secret:    randomHex(20),
 		Zone:      cloud.DefaultZone,
-		MemberNet: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24),
-		NLBNet:    netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24),
+		MemberNet: memberNet,
+		NLBNet:    nlbNet,
 		StateDir:  t.TempDir(),
 		bin:       bin,
 		cgroup:    "tidepool-cloudtest-" + randomHex(4),
