@@ -97,7 +97,7 @@ func TestTickTargetTracking(t *testing.T) {
 func promAPI(t *testing.T, answers map[string]string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := answers[r.URL.Query().Get("query")]
+		body, ok := answers[r.FormValue("query")]
 		if !ok {
 			w.WriteHeader(http.StatusBadRequest)
 			body = `{"status":"error","errorType":"bad_data","error":"unknown query"}`
@@ -132,7 +132,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		{name: "two series", cpu: vector("0.5", "0.6"), wantErr: "returned 2 series"},
 		{name: "negative", cpu: vector("-1"), wantErr: "returned -1"},
 		{name: "query error", wantErr: "unknown query"},
-		{name: "not JSON", cpu: "<html>", wantErr: "decode"},
+		{name: "not JSON", cpu: "<html>", wantErr: "read pool cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

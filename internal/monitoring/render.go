@@ -138,10 +138,14 @@ type templateData struct {
 	Header        string // comment line opening every YAML file
 	HeaderText    string // the same without "# ", for JSON descriptions
 	DatasourceUID string
+	Rules         ruleNames
 	Components    []scrapeJob
 	GrafanaRules  []grafanaRule
 	Test          ruleTest
 }
+
+// ruleNames are the recording rules' names (RuleInstanceCPU, RulePoolCPU).
+type ruleNames struct{ InstanceCPU, PoolCPU string }
 
 // grafanaRule is one of the two Grafana alert rules and its contact point.
 type grafanaRule struct {
@@ -180,6 +184,7 @@ func newTemplateData(p Profile, params Params) templateData {
 		Header:        "# " + header,
 		HeaderText:    header,
 		DatasourceUID: DatasourceUID,
+		Rules:         ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU},
 		Components:    params.components(),
 		GrafanaRules: []grafanaRule{
 			{UID: "tidepool-pool-cpu-high", Title: "TidepoolPoolCPUHigh", Scale: "up", Op: "gt", Word: "above", Threshold: params.ScaleUpAbove},

@@ -1,24 +1,24 @@
 // Package promrun runs the real Prometheus and Alertmanager binaries (the
-// Debian packages) as child processes on loopback, and queries Prometheus'
-// HTTP API. The demo and integration tests use it; it owns the processes it
-// starts and Stop ends them.
+// Debian packages) as child processes on loopback: it finds them, starts
+// them, waits until they are ready and stops them. The demo and integration
+// tests use it; it owns the processes it starts and Stop ends them. Querying
+// is promquery's job; the autoscaler and other agents must not import it.
 package promrun
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"tidepool/internal/promquery"
 )
 
 // ErrNotInstalled reports that a binary is missing; the message says which
@@ -194,79 +194,10 @@ func (p *Process) Stop() {
 	})
 }
 
-// Sample is one element of an instant-query vector result.
-type Sample struct {
-	Labels map[string]string
-	Value  float64
-}
-
-// Query runs an instant PromQL query against the Prometheus at baseURL and
-// returns its vector (a scalar result is returned as one unlabelled sample).
-func Query(ctx context.Context, baseURL, expr string) ([]Sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/query?query="+url.QueryEscape(expr), nil)
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", expr, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", expr, err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %q: decode: %w", expr, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %q: %s", expr, body.Error)
-	}
-	switch body.Data.ResultType {
-	case "vector":
-		var vec []struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		}
-		if err := json.Unmarshal(body.Data.Result, &vec); err != nil {
-			return nil, fmt.Errorf("query %q: decode vector: %w", expr, err)
-		}
-		out := make([]Sample, 0, len(vec))
-		for _, v := range vec {
-			f, err := parseValue(v.Value[1])
-			if err != nil {
-				return nil, fmt.Errorf("query %q: %w", expr, err)
-			}
-			out = append(out, Sample{Labels: v.Metric, Value: f})
-		}
-		return out, nil
-	case "scalar":
-		var sc [2]any
-		if err := json.Unmarshal(body.Data.Result, &sc); err != nil {
-			return nil, fmt.Errorf("query %q: decode scalar: %w", expr, err)
-		}
-		f, err := parseValue(sc[1])
-		if err != nil {
-			return nil, fmt.Errorf("query %q: %w", expr, err)
-		}
-		return []Sample{{Value: f}}, nil
-	default:
-		return nil, fmt.Errorf("query %q: unsupported result type %q", expr, body.Data.ResultType)
-	}
-}
-
-func parseValue(v any) (float64, error) {
-	s, ok := v.(string)
-	if !ok {
-		return 0, fmt.Errorf("sample value %v is not a string", v)
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, fmt.Errorf("sample value %q: %w", s, err)
-	}
-	return f, nil
+// Query runs an instant PromQL query against the Prometheus at baseURL.
+//
+// Deprecated: use promquery.Instant, the same call; Query goes once the demo
+// uses it (promrun only starts and stops processes).
+func Query(ctx context.Context, baseURL, expr string) ([]promquery.Sample, error) {
+	return promquery.Instant(ctx, baseURL, expr)
 }
