@@ -339,19 +339,21 @@ func startEnv(ctx context.Context, cfg Config) (e *env, err error) {
 }
 
 // stop stops every process in reverse start order and returns them, each
-// marked stopped once it has been reaped.
+// marked stopped once it has been reaped and cleaned up (not: one that
+// survived SIGKILL, HAProxy whose temporary directory stayed).
 func (e *env) stop() []Process {
+	failed := map[string]bool{}
 	if e.haproxy != nil {
-		_ = e.haproxy.Stop() // only fails to remove the temp dir; nothing to do about it here
+		failed["haproxy"] = e.haproxy.Stop() != nil
 	}
 	if e.nlb != nil {
-		e.nlb.stop()
+		failed["nlb"] = e.nlb.stop() != nil
 	}
 	if e.backends != nil {
-		e.backends.stop()
+		failed["backends"] = e.backends.stop() != nil
 	}
 	for i := range e.started {
-		e.started[i].Stopped = true
+		e.started[i].Stopped = !failed[e.started[i].Name]
 	}
 	return e.started
 }

@@ -10,15 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
-	"sync"
-	"syscall"
 	"time"
 
+	"tidepool/internal/loopback"
 	"tidepool/internal/promquery"
+	"tidepool/internal/supervise"
 )
 
 // ErrNotInstalled reports that a binary is missing; the message says which
@@ -56,25 +57,30 @@ func AlertmanagerBinary() (string, error) {
 // AmtoolBinary finds amtool.
 func AmtoolBinary() (string, error) { return FindBinary("prometheus-alertmanager", "amtool") }
 
-// FreeAddr returns "host:port" with a port that was free on host a moment ago.
+// FreeAddr returns "host:port" with a port that was free on host, an IP
+// address, a moment ago.
+//
+// Deprecated: use loopback.FreePort; FreeAddr goes once the demo uses it.
 func FreeAddr(host string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		return "", fmt.Errorf("free port on %s: %w", host, err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
+	ap, err := loopback.FreePort(ip)
+	if err != nil {
+		return "", err
+	}
+	return ap.String(), nil
 }
+
+// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
+const stopGrace = 5 * time.Second
 
 // Process is a running Prometheus or Alertmanager.
 type Process struct {
 	// URL is the base URL of the web listener, e.g. http://127.0.0.1:9090.
 	URL  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	once sync.Once
+	proc *supervise.Process
 }
 
 // Config describes one process to start.
@@ -89,6 +95,9 @@ type Config struct {
 	Args []string
 	// Output receives the process' stdout and stderr; nil discards them.
 	Output io.Writer
+	// Logger receives the process's start, exit and stop escalation; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // StartPrometheus starts Prometheus and blocks until it is ready or ctx ends.
@@ -129,22 +138,23 @@ func StartAlertmanager(ctx context.Context, cfg Config) (*Process, error) {
 func start(ctx context.Context, bin string, cfg Config, args func(listen string) []string) (*Process, error) {
 	listen := cfg.Listen
 	if listen == "" {
-		var err error
-		if listen, err = FreeAddr("127.0.0.1"); err != nil {
+		ap, err := loopback.FreePort(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+		if err != nil {
 			return nil, err
 		}
+		listen = ap.String()
 	}
-	cmd := exec.Command(bin, append(args(listen), cfg.Args...)...)
-	cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	proc, err := supervise.Start(supervise.Config{
+		Args:   append([]string{bin}, append(args(listen), cfg.Args...)...),
+		Stdout: cfg.Output,
+		Stderr: cfg.Output,
+		Group:  true,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
 	}
-	p := &Process{URL: "http://" + listen, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p := &Process{URL: "http://" + listen, proc: proc}
 	if err := p.waitReady(ctx); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("%s not ready: %w", bin, err)
@@ -165,8 +175,8 @@ func (p *Process) waitReady(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
+		case <-p.proc.Done():
+			return fmt.Errorf("exited: %s", supervise.ExitStatus(p.proc.Err()))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -175,23 +185,20 @@ func (p *Process) waitReady(ctx context.Context) error {
 }
 
 // PID returns the process id.
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.proc.PID() }
 
 // Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
 
-// Stop sends SIGTERM, waits up to 5 s, then SIGKILLs the process group. It
-// is idempotent and safe to call concurrently.
+// Stop sends SIGTERM, waits up to 5 s, then SIGKILLs the process group, and
+// returns once the process is reaped (or has survived SIGKILL for
+// supervise.KillWait, which Config.Logger hears of). It is idempotent and
+// safe to call concurrently.
 func (p *Process) Stop() {
-	p.once.Do(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
+	// A process that survives SIGKILL is logged by the supervisor and left
+	// to the kernel, which ends it with us (PDEATHSIG): the caller could do
+	// nothing more.
+	p.proc.StopWithin(stopGrace)
 }
 
 // Query runs an instant PromQL query against the Prometheus at baseURL.

@@ -19,11 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/template"
 	"time"
 
 	"tidepool/internal/loopback"
+	"tidepool/internal/supervise"
 )
 
 // DefaultBin is where the Debian package installs haproxy; Find falls back
@@ -169,11 +169,8 @@ func Version(ctx context.Context, bin string) (string, error) {
 type Proxy struct {
 	addr string
 	dir  string
-	cmd  *exec.Cmd
+	proc *supervise.Process
 	out  *lockedBuffer
-
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // set before exited is closed
 
 	stopOnce sync.Once
 	stopErr  error
@@ -235,23 +232,14 @@ func start(ctx context.Context, cfg Config) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("haproxy: write config: %w", err)
 	}
-	p := &Proxy{addr: cfg.Listen, dir: dir, out: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(cfg.Bin, "-db", "-f", path)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p := &Proxy{addr: cfg.Listen, dir: dir, out: &lockedBuffer{}}
 	// If this process dies without calling Stop, the kernel kills haproxy.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("haproxy: start %s: %w", cfg.Bin, err)
+	p.proc, err = supervise.Start(supervise.Config{Args: []string{cfg.Bin, "-db", "-f", path}, Dir: dir, Stdout: p.out, Stderr: p.out})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("haproxy: %w", err), os.RemoveAll(dir))
 	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
 	if err := p.waitListening(ctx); err != nil {
-		p.Stop()
-		return nil, err
+		return nil, errors.Join(err, p.Stop())
 	}
 	return p, nil
 }
@@ -263,8 +251,8 @@ func (p *Proxy) waitListening(ctx context.Context) error {
 	var d net.Dialer
 	for {
 		select {
-		case <-p.exited:
-			return fmt.Errorf("haproxy on %s: %w (%v): %s", p.addr, errExited, p.waitErr, strings.TrimSpace(p.out.String()))
+		case <-p.proc.Done():
+			return fmt.Errorf("haproxy on %s: %w (%s): %s", p.addr, errExited, supervise.ExitStatus(p.proc.Err()), strings.TrimSpace(p.out.String()))
 		default:
 		}
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -286,7 +274,7 @@ func (p *Proxy) waitListening(ctx context.Context) error {
 func (p *Proxy) Addr() string { return p.addr }
 
 // PID is the process id of haproxy.
-func (p *Proxy) PID() int { return p.cmd.Process.Pid }
+func (p *Proxy) PID() int { return p.proc.PID() }
 
 // Dir is the temporary directory holding the configuration; Stop removes it.
 func (p *Proxy) Dir() string { return p.dir }
@@ -300,24 +288,13 @@ const stopGrace = 5 * time.Second
 // Stop sends SIGTERM to the haproxy process (by PID), waits up to 5s for it
 // to exit, then sends SIGKILL, reaps it and removes its temporary directory.
 // It blocks until all that is done and is safe to call more than once; the
-// error reports only a failure to remove the directory.
+// error reports a process that survived SIGKILL (supervise.KillWait) or a
+// directory that could not be removed.
 func (p *Proxy) Stop() error {
 	p.stopOnce.Do(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM) // fails only if it has already exited
-			t := time.NewTimer(stopGrace)
-			select {
-			case <-p.exited:
-			case <-t.C:
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-			}
-			t.Stop()
-		}
+		p.stopErr = p.proc.StopWithin(stopGrace)
 		if err := os.RemoveAll(p.dir); err != nil {
-			p.stopErr = fmt.Errorf("haproxy: remove %s: %w", p.dir, err)
+			p.stopErr = errors.Join(p.stopErr, fmt.Errorf("haproxy: remove %s: %w", p.dir, err))
 		}
 	})
 	return p.stopErr
