@@ -17,7 +17,7 @@ import (
 
 // fakeCloud is an httptest server speaking the part of the Exoscale API v2
 // JSON the autoscaler uses (paths and field names from
-// /work/shared/reference/exoscale-openapi-v2.yaml), so tests drive the real
+// ../shared/reference/exoscale-openapi-v2.yaml from the repository root), so tests drive the real
 // egoscale v3 client. It holds one pool and one NLB service and can inject
 // failures. Operations are returned pending and succeed at the first
 // GET /operation unless holdOps is set.

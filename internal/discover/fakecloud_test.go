@@ -16,7 +16,7 @@ import (
 
 // fakeCloud is a small httptest server speaking the Exoscale v2 JSON of the
 // three calls the agent makes (field names from
-// /work/shared/reference/exoscale-openapi-v2.yaml), with injectable faults.
+// ../shared/reference/exoscale-openapi-v2.yaml from the repository root), with injectable faults.
 // Tests reach it through the real egoscale v3 client.
 type fakeCloud struct {
 	srv *httptest.Server
