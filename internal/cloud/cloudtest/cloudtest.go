@@ -51,6 +51,12 @@ type Options struct {
 	// NLBDataPath is the load balancers' data path; "" means
 	// nlb.DataPathAuto.
 	NLBDataPath nlb.DataPath
+	// Fault, when not nil, is asked about every API request, concurrently
+	// and before the cloud sees it; for ok true the request meets the
+	// returned Fault (delayed, failed, garbled, or answered after taking
+	// effect) instead of a plain answer. It must not read the body. Tests
+	// also record the requests they see here.
+	Fault func(r *http.Request) (f Fault, ok bool)
 }
 
 // Env is a running test cloud.
@@ -109,7 +115,8 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatalf("cloudtest: %v", err)
 	}
 	e.Cloud = c
-	srv := httptest.NewServer(Validated(t, c.Handler()))
+	// Faults sit outside the spec check: what they inject is not the cloud's answer.
+	srv := httptest.NewServer(withFaults(Validated(t, c.Handler()), opts.Fault))
 	e.Endpoint = srv.URL + "/v2"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
