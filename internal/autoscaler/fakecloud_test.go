@@ -17,10 +17,21 @@ import (
 
 // fakeCloud is an httptest server speaking the part of the Exoscale API v2
 // JSON the autoscaler uses (paths and field names from
-// ../shared/reference/exoscale-openapi-v2.yaml from the repository root), so tests drive the real
-// egoscale v3 client. It holds one pool and one NLB service and can inject
-// failures. Operations are returned pending and succeed at the first
+// ../shared/reference/exoscale-openapi-v2.yaml from the repository root), so
+// tests drive the real egoscale v3 client. It holds one pool and one NLB
+// service. Operations are returned pending and succeed at the first
 // GET /operation unless holdOps is set.
+//
+// Tests use the local cloud (newLocalCloud) and keep this fake only where
+// the local cloud cannot produce the case:
+//   - TestTickFailedOperationIsAnError: the local cloud never ends a scale
+//     operation in failure; the fake does (failOps).
+//   - TestTickHolds "pool not running": a real pool is scaling-up only while
+//     members boot; the fake holds that state across a tick.
+//   - TestScaleInDrainsNewestThenEvicts, TestScaleInDrainTimeout: the drain
+//     stand-in records the drain and sets when (or that never) the load
+//     balancer sees the member fail, which real health checks cannot be
+//     told; TestIntegrationScaleInUnderLoadFailsNoRequest drains for real.
 type fakeCloud struct {
 	t      *testing.T
 	srv    *httptest.Server
@@ -322,3 +333,6 @@ func (f *fakeCloud) getOperation(r *http.Request) (int, any) {
 	}
 	return http.StatusOK, map[string]any{"id": id, "state": st, "reference": map[string]string{"id": f.poolID}}
 }
+
+func (f *fakeCloud) apiClient() *v3.Client { return f.client }
+func (f *fakeCloud) pool() string          { return f.poolID }

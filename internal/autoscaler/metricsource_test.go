@@ -44,7 +44,7 @@ func (f *fakeMetrics) PoolMetrics(ctx context.Context) (policy.Metrics, error) {
 // the recommendation history across ticks so the scale-down waits for the
 // stabilisation window, and holds on unknown metrics or a read error.
 func TestTickTargetTracking(t *testing.T) {
-	f := newFakeCloud(t, 2)
+	f := newLocalCloud(t, 2)
 	src := &fakeMetrics{}
 	a, clk, logs := newTestAutoscaler(t, f, func(c *Config) {
 		c.Policy = policy.TargetTracking{Limits: policy.Limits{Min: 1, Max: 6}, Target: 0.5, Tolerance: 0.1,
