@@ -19,6 +19,10 @@
 //	 └──────────── cooldown elapsed (policy holds) ◀──── cooldown
 //
 // A no-op is not an error; the cooldown starts only after a real change.
+//
+// It owns the control loop, its webhooks and its state file, and must not
+// import the local cloud (internal/cloud: it talks to any cloud through
+// egoscale), the demo, or anything that starts processes (promrun, supervise).
 package autoscaler
 
 import (

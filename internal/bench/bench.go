@@ -1,5 +1,5 @@
 // Package bench measures the data path of a tidepool demo on this machine:
-// the local cloud's layer-4 load balancer (internal/nlb) against a direct
+// the local cloud's layer-4 load balancer (internal/cloud/nlb) against a direct
 // connection and against HAProxy configured the same way, and the accuracy
 // of the open-model load generator (internal/loadgen), including a server
 // stall that must show up in the latency percentiles (no coordinated
@@ -16,6 +16,10 @@
 // result flipping a backend's state, and a 5s connect timeout. The targets
 // are measured in short interleaved windows (direct, nlb, haproxy, rotating),
 // so a burst of other work on the machine hits all three alike.
+//
+// It owns the benchmark and its report, and must not import the local cloud
+// beyond its load balancer (internal/cloud/nlb), nor the autoscaler, the demo
+// or any agent.
 package bench
 
 import (

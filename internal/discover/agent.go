@@ -14,6 +14,10 @@
 //	start ──> refresh ──ok──> publish (if changed) ──> wait Interval ──┐
 //	             ^    └─fail n─> keep last good ──> wait Backoff(n) ───┤
 //	             └──────────────────────────────────────────────────────┘
+//
+// It owns the service discovery agent and must not import the local cloud (it
+// reads any cloud through egoscale), the autoscaler or anything that starts
+// processes.
 package discover
 
 import (

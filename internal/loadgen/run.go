@@ -5,6 +5,10 @@
 // percentiles instead of silently slowing the generator down (no coordinated
 // omission). Results are a per-second timeline and a whole-run summary,
 // written as CSV, JSON or text.
+//
+// It owns the load generator and its result files, and must not import the
+// system it loads (cloud, autoscaler, demo) or tidepool packages other than
+// atomicfile.
 package loadgen
 
 import (

@@ -7,6 +7,10 @@
 // Profile (timings: Seed or Fast) and Params (addresses, ports, thresholds).
 // deploy/monitoring in the repository is the seed profile rendered with zero
 // Params; a test keeps it in sync.
+//
+// It owns the monitoring configuration and the recording rules' names
+// (RulePoolCPU, RuleInstanceCPU), and must not import the agents, the cloud or
+// anything that starts processes.
 package monitoring
 
 import (

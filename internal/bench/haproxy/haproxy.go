@@ -4,6 +4,9 @@
 // starts haproxy in the foreground on a free loopback port and waits until it
 // accepts connections; Stop kills that process by PID, reaps it and removes
 // the directory. Nothing is left running or on disk once Stop returns.
+//
+// It owns HAProxy's configuration and process and must not import tidepool
+// packages other than supervise and loopback.
 package haproxy
 
 import (

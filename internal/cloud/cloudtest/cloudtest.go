@@ -8,6 +8,9 @@
 //
 // Packages using it should call buildbin.Cleanup() in TestMain after m.Run
 // (the member binary is built once per test process).
+//
+// It owns the test cloud; only tests may import it, and it must not import the
+// agents (autoscaler, discover, demo).
 package cloudtest
 
 import (

@@ -13,6 +13,10 @@
 // An exited member (a crashed app on a VM that is still up) keeps serving its
 // metrics until Stop or Kill cleans it up: metrics server closed, stray
 // processes killed, cgroup removed.
+//
+// It owns one member's process, cgroup and metrics endpoint, and must not
+// import the cloud that drives it (internal/cloud) or the load balancer
+// (internal/cloud/nlb).
 package member
 
 import (
