@@ -3,6 +3,10 @@
 // them, waits until they are ready and stops them. The demo and integration
 // tests use it; it owns the processes it starts and Stop ends them. Querying
 // is promquery's job; the autoscaler and other agents must not import it.
+//
+// It owns finding, starting and stopping Prometheus and Alertmanager, and
+// must not import tidepool packages other than supervise, loopback and
+// promquery (for the deprecated Query).
 package promrun
 
 import (
