@@ -21,8 +21,8 @@ import (
 type child struct {
 	name   string
 	proc   *supervise.Process
-	stdin  *os.File // the write end of the child's stdin; closing it asks the child to exit
-	stderr *headBuffer
+	stdin  *os.File              // the write end of the child's stdin; closing it asks the child to exit
+	stderr *supervise.OutputHead // the first 16 KiB: why a helper failed
 
 	stopOnce sync.Once
 	stopErr  error
@@ -47,7 +47,7 @@ func startChild(ctx context.Context, name string, argv []string, ready any) (*ch
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("bench: %s: %w", name, err), inR.Close(), inW.Close())
 	}
-	c := &child{name: name, stdin: inW, stderr: &headBuffer{}}
+	c := &child{name: name, stdin: inW, stderr: &supervise.OutputHead{Max: 16 << 10}}
 	c.proc, err = supervise.Start(supervise.Config{Name: name, Args: argv, Stdin: inR, Stdout: outW, Stderr: c.stderr})
 	// The child holds its own copies of its ends now.
 	if cerr := errors.Join(inR.Close(), outW.Close()); cerr != nil && err == nil {
@@ -83,7 +83,7 @@ func startChild(ctx context.Context, name string, argv []string, ready any) (*ch
 	}
 	if got.err != nil {
 		got.err = errors.Join(got.err, c.stop())
-		return nil, fmt.Errorf("bench: %s did not start: %w (exit: %s) %s", name, got.err, supervise.ExitStatus(c.proc.Err()), c.stderr.String())
+		return nil, fmt.Errorf("bench: %s did not start: %w (exit: %s) %s", name, got.err, supervise.ExitStatus(c.proc.Err()), strings.TrimSpace(c.stderr.String()))
 	}
 	return c, nil
 }
@@ -137,25 +137,4 @@ func parseCPUTime(stat []byte) (time.Duration, error) {
 	}
 	const tick = 10 * time.Millisecond // USER_HZ = 100 on Linux
 	return time.Duration(u+s) * tick, nil
-}
-
-// headBuffer keeps the first 16 KiB written to it (why a helper failed).
-type headBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *headBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := 16<<10 - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *headBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }

@@ -257,3 +257,39 @@ func (p *Process) Kill() error {
 		return err
 	}
 }
+
+// DefaultHeadSize is how much of a process's output an OutputHead keeps
+// when its Max is 0.
+const DefaultHeadSize = 64 << 10
+
+// OutputHead is a Config.Stdout or Stderr that keeps the first Max bytes
+// a process writes (where the reason for an early exit is) and discards the
+// rest; Max 0 means DefaultHeadSize. It is safe for concurrent use, also
+// while the process writes; the zero value is ready.
+type OutputHead struct {
+	Max int
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+// Write keeps what fits and reports all of p written.
+func (h *OutputHead) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	limit := h.Max
+	if limit <= 0 {
+		limit = DefaultHeadSize
+	}
+	if room := limit - len(h.buf); room > 0 {
+		h.buf = append(h.buf, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+// String returns what was kept so far.
+func (h *OutputHead) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return string(h.buf)
+}

@@ -1,13 +1,11 @@
 package supervise
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,24 +14,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// lockedBuffer is a bytes.Buffer safe for the copying goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
@@ -91,7 +71,7 @@ func TestStop(t *testing.T) {
 // TestGroupStrays: with Group, what the leader leaves behind is killed when
 // it exits, which also closes the output pipe it held.
 func TestGroupStrays(t *testing.T) {
-	var out lockedBuffer
+	var out OutputHead
 	var before int
 	p, err := Start(Config{
 		Args:       []string{"sh", "-c", "sleep 60 & echo $!; exit 3"},
@@ -152,5 +132,22 @@ func TestStartErrors(t *testing.T) {
 	}
 	if _, err := Start(Config{Args: []string{"/nonexistent/tidepool-test"}}); err == nil || !strings.Contains(err.Error(), "start tidepool-test") {
 		t.Errorf("Start of a missing program = %v; want an error naming it", err)
+	}
+}
+
+func TestOutputHead(t *testing.T) {
+	h := &OutputHead{Max: 5}
+	for _, w := range []string{"abc", "defg", "h"} {
+		if n, err := h.Write([]byte(w)); n != len(w) || err != nil {
+			t.Errorf("Write(%q) = %d, %v; want %d, nil", w, n, err, len(w))
+		}
+	}
+	if got := h.String(); got != "abcde" {
+		t.Errorf("kept %q; want abcde", got)
+	}
+	var zero OutputHead
+	zero.Write(make([]byte, DefaultHeadSize+10))
+	if got := len(zero.String()); got != DefaultHeadSize {
+		t.Errorf("zero value kept %d bytes; want %d", got, DefaultHeadSize)
 	}
 }

@@ -173,7 +173,7 @@ type Proxy struct {
 	addr string
 	dir  string
 	proc *supervise.Process
-	out  *lockedBuffer
+	out  *supervise.OutputHead // the start of its output: warnings, alerts
 
 	stopOnce sync.Once
 	stopErr  error
@@ -235,7 +235,7 @@ func start(ctx context.Context, cfg Config) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("haproxy: write config: %w", err)
 	}
-	p := &Proxy{addr: cfg.Listen, dir: dir, out: &lockedBuffer{}}
+	p := &Proxy{addr: cfg.Listen, dir: dir, out: &supervise.OutputHead{}}
 	// If this process dies without calling Stop, the kernel kills haproxy.
 	p.proc, err = supervise.Start(supervise.Config{Args: []string{cfg.Bin, "-db", "-f", path}, Dir: dir, Stdout: p.out, Stderr: p.out})
 	if err != nil {
@@ -301,25 +301,4 @@ func (p *Proxy) Stop() error {
 		}
 	})
 	return p.stopErr
-}
-
-// lockedBuffer collects process output written from another goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 { // keep the start; it holds the reason for an early exit
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
