@@ -19,6 +19,10 @@
 //	 └──────────── cooldown elapsed (policy holds) ◀──── cooldown
 //
 // A no-op is not an error; the cooldown starts only after a real change.
+//
+// It owns the control loop, its webhooks and its state file, and must not
+// import the local cloud (internal/cloud: it talks to any cloud through
+// egoscale), the demo, or anything that starts processes (promrun, supervise).
 package autoscaler
 
 import (
@@ -106,7 +110,7 @@ func New(cfg Config) (*Autoscaler, error) {
 	a.cloud = &cloudPool{
 		api:       cfg.Cloud,
 		id:        v3.UUID(cfg.PoolID),
-		backoff:   backoff{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
+		backoff:   retries{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
 		opTimeout: cfg.OperationTimeout,
 		poll:      min(cfg.RetryBase, 250*time.Millisecond),
 		metrics:   a.metrics,

@@ -15,6 +15,10 @@
 // (SIGTERM, SIGKILL after Config.ShutdownGrace) and balancer in parallel,
 // saves the state and returns. A later New+Run on the same state directory
 // recreates the pools, members (same IDs and IPs) and load balancers.
+//
+// It owns the local cloud's API, state and reconciling, and must not import
+// the agents that use it (autoscaler, discover, demo), the test harnesses
+// (cloudtest, buildbin) or promrun.
 package cloud
 
 import (

@@ -19,6 +19,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/loopback"
 )
 
 // TestCloudCommand runs the real `tidepool cloud` program: the egoscale
@@ -26,7 +27,7 @@ import (
 // within a few seconds, leaving no member process and the state on disk.
 func TestCloudCommand(t *testing.T) {
 	t.Parallel()
-	memberNet, nlbNet := randomNets()
+	memberNet, nlbNet := loopback.Ranges()
 	stateDir := t.TempDir()
 	key, secret := "EXO"+randHex(8), randHex(16)
 	proc := startCloudProcess(t, []string{"EXOSCALE_KEY=" + key, "EXOSCALE_SECRET=" + secret, "TIDEPOOL_APP_DRAIN=5s",

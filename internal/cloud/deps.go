@@ -10,8 +10,8 @@ import (
 	"tidepool/internal/cloud/nlb"
 )
 
-// The cloud drives pool member processes (internal/member) and network load
-// balancer listeners (internal/nlb) through these small interfaces, listing
+// The cloud drives pool member processes (internal/cloud/member) and network load
+// balancer listeners (internal/cloud/nlb) through these small interfaces, listing
 // only the methods it uses; tests substitute fakes.
 
 // memberStarter starts member processes.

@@ -14,6 +14,7 @@ import (
 
 	"tidepool/internal/cloud"
 	"tidepool/internal/floodtest"
+	"tidepool/internal/loopback"
 )
 
 // floodRSSLimitKB is the peak resident set the cloud must stay under while
@@ -34,7 +35,7 @@ func TestCloudUnderBodyFlood(t *testing.T) {
 		t.Skip("floods a cloud process with 3,000 large requests")
 	}
 	t.Parallel()
-	memberNet, nlbNet := randomNets()
+	memberNet, nlbNet := loopback.Ranges()
 	key, secret := "EXO"+randHex(8), randHex(16)
 	proc := startCloudProcess(t, []string{"EXOSCALE_KEY=" + key, "EXOSCALE_SECRET=" + secret},
 		"--member-net", memberNet.String(), "--nlb-net", nlbNet.String(), "--cgroup-parent", "tidepool-cloud-flood-"+randHex(4))

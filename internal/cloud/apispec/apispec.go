@@ -20,6 +20,9 @@
 // that are tolerated. The check knows nothing about the endpoints of the
 // local cloud: every operation of the spec is checked the same way, so new
 // endpoints are covered as soon as they are served.
+//
+// It owns the spec checks; only tests and cloudtest may import it, and it
+// must not import any other tidepool package.
 package apispec
 
 import (

@@ -14,6 +14,9 @@
 // non-blocking sockets (epoll_*_linux.go); elsewhere by a goroutine per
 // direction on net.TCPConn (netpath.go). Both behave the same; docs/nlb.md
 // says why the event loop exists.
+//
+// It owns the load balancer's data path and health checks, and must not import
+// the cloud that drives it (internal/cloud) or any other tidepool package.
 package nlb
 
 import (
