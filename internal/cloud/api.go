@@ -50,9 +50,9 @@ func (c *Cloud) Handler() http.Handler {
 	route("PUT /v2/instance-pool/{id}", c.putPool) // also {id}:scale and {id}:evict
 	route("DELETE /v2/instance-pool/{id}", c.deletePool)
 
-	route("GET /v2/instance", c.listInstances)
-	route("GET /v2/instance/{id}", c.getInstance)
-	route("DELETE /v2/instance/{id}", c.deleteInstance)
+	route("GET /v2/instance", c.listAllInstances)
+	route("GET /v2/instance/{id}", c.getAnyInstance)
+	route("DELETE /v2/instance/{id}", c.deleteAnyInstance)
 
 	// The spec's path is /load-balancer; /network-load-balancer is an alias.
 	for _, base := range []string{"/v2/load-balancer", "/v2/network-load-balancer"} {
@@ -68,6 +68,7 @@ func (c *Cloud) Handler() http.Handler {
 	}
 
 	route("GET /v2/operation/{id}", c.getOperation)
+	c.routeResources(route)
 	route("/", func(r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -83,10 +84,18 @@ func (c *Cloud) Handler() http.Handler {
 			return
 		}
 		sr := signedRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: r.URL.Query(), Body: body}
-		if _, err := verifyRequest(sr, r.Header.Get("Authorization"), c.secrets, c.now()); err != nil {
+		key, err := verifyRequest(sr, r.Header.Get("Authorization"), c.credentials(), c.now())
+		if err != nil {
 			c.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "err", err)
 			writeError(w, errorf(http.StatusForbidden, "%v", err))
 			return
+		}
+		if _, pattern := api.Handler(r); pattern != "/" && pattern != "" {
+			if err := c.authorize(r, key, pattern); err != nil {
+				c.log.Info("request forbidden", "method", r.Method, "path", r.URL.Path, "key", key, "err", err)
+				writeError(w, errorf(http.StatusForbidden, "%v", err))
+				return
+			}
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		api.ServeHTTP(w, r)

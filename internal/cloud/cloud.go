@@ -218,6 +218,7 @@ type Cloud struct {
 	saved     []byte // last state written
 	ran       bool   // Run was called
 	stalePIDs map[string]int
+	res       *resourceStore // records-only resources (resources.go)
 
 	wg sync.WaitGroup // member workers and balancer runs
 }
@@ -250,6 +251,7 @@ func New(cfg Config) (*Cloud, error) {
 		memberIPs:   newIPPool(cfg.MemberNet),
 		nlbIPs:      newIPPool(cfg.NLBNet),
 		stalePIDs:   map[string]int{},
+		res:         newResourceStore(),
 	}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("cloud: %w", err)
