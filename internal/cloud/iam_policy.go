@@ -170,7 +170,9 @@ func (c *Cloud) credentials() map[string]string {
 func operationOf(r *http.Request, pattern string) (iamRequest, bool) {
 	pattern = strings.Replace(pattern, "/v2/network-load-balancer", "/v2/load-balancer", 1)
 	if strings.HasSuffix(pattern, "{id}") {
-		if _, action, ok := strings.Cut(r.PathValue("id"), ":"); ok {
+		// ServeMux.Handler does not set path values: read the last segment.
+		last := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		if _, action, ok := strings.Cut(last, ":"); ok {
 			pattern += ":" + action
 		}
 	}
