@@ -68,7 +68,7 @@ func (c *Cloud) Handler() http.Handler {
 	}
 
 	route("GET /v2/operation/{id}", c.getOperation)
-	c.routeResources(route)
+	c.registerResourceRoutes(route)
 	route("/", func(r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -90,8 +90,8 @@ func (c *Cloud) Handler() http.Handler {
 			writeError(w, errorf(http.StatusForbidden, "%v", err))
 			return
 		}
-		if _, pattern := api.Handler(r); pattern != "/" && pattern != "" {
-			if err := c.authorize(r, key, pattern); err != nil {
+		if _, pattern := api.Handler(r); pattern != "/" && pattern != "" { // unknown endpoints answer 404
+			if err := c.authorize(r, key); err != nil {
 				c.log.Info("request forbidden", "method", r.Method, "path", r.URL.Path, "key", key, "err", err)
 				writeError(w, errorf(http.StatusForbidden, "%v", err))
 				return

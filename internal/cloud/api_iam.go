@@ -156,66 +156,66 @@ func (c *Cloud) createRole(r *http.Request) (any, error) {
 	}
 	c.res.roles[role.ID] = role
 	c.log.Info("IAM role created", "role", role.ID, "name", role.Name)
-	return c.doneOpLocked("create-iam-role", role.ID, roleLink(role.ID)), nil
+	return c.doneOpLocked(r, "create-iam-role", role.ID, roleLink(role.ID)), nil
 }
 
-// putRole serves PUT /iam-role/{id} (update-iam-role) and {id}:policy
-// (update-iam-role-policy).
-func (c *Cloud) putRole(r *http.Request) (any, error) {
-	id, action := pathAction(r)
-	switch action {
-	case "":
-		var req struct {
-			Description *string           `json:"description"`
-			Permissions []string          `json:"permissions"`
-			Labels      map[string]string `json:"labels"`
-		}
-		if err := decodeBody(r, &req); err != nil {
-			return nil, err
-		}
-		for _, err := range []error{validRoleDescription(req.Description), validPermissions(req.Permissions), validLabels(req.Labels)} {
-			if err != nil {
-				return nil, err
-			}
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		role, err := c.roleLocked(id)
-		if err != nil {
-			return nil, err
-		}
-		if req.Description != nil {
-			role.Description = *req.Description
-		}
-		if req.Permissions != nil {
-			role.Permissions = req.Permissions
-		}
-		if req.Labels != nil {
-			role.Labels = req.Labels
-		}
-		return c.doneOpLocked("update-iam-role", id, roleLink(id)), nil
-	case "policy":
-		var policy iamPolicy
-		if err := decodeBody(r, &policy); err != nil {
-			return nil, err
-		}
-		if err := policy.validate(); err != nil {
-			return nil, errorf(http.StatusBadRequest, "invalid policy: %v", err)
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		role, err := c.roleLocked(id)
-		if err != nil {
-			return nil, err
-		}
-		if !role.Editable {
-			return nil, errorf(http.StatusForbidden, "the policy of IAM role %q is not editable", id)
-		}
-		role.Policy = policy
-		c.log.Info("IAM role policy updated", "role", id)
-		return c.doneOpLocked("update-iam-role-policy", id, roleLink(id)), nil
+// updateRole serves PUT /iam-role/{id} (update-iam-role).
+func (c *Cloud) updateRole(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	var req struct {
+		Description *string           `json:"description"`
+		Permissions []string          `json:"permissions"`
+		Labels      map[string]string `json:"labels"`
 	}
-	return nil, noEndpoint(r)
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	for _, err := range []error{validRoleDescription(req.Description), validPermissions(req.Permissions), validLabels(req.Labels)} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	role, err := c.roleLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if req.Description != nil {
+		role.Description = *req.Description
+	}
+	if req.Permissions != nil {
+		role.Permissions = req.Permissions
+	}
+	if req.Labels != nil {
+		role.Labels = req.Labels
+	}
+	return c.doneOpLocked(r, "update-iam-role", id, roleLink(id)), nil
+}
+
+// updateRolePolicy serves PUT /iam-role/{id}:policy (update-iam-role-policy):
+// the new policy applies to the next request of the role's keys.
+func (c *Cloud) updateRolePolicy(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	var policy iamPolicy
+	if err := decodeBody(r, &policy); err != nil {
+		return nil, err
+	}
+	if err := policy.validate(); err != nil {
+		return nil, errorf(http.StatusBadRequest, "invalid policy: %v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	role, err := c.roleLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if !role.Editable {
+		return nil, errorf(http.StatusForbidden, "the policy of IAM role %q is not editable", id)
+	}
+	role.Policy = policy
+	c.log.Info("IAM role policy updated", "role", id)
+	return c.doneOpLocked(r, "update-iam-role-policy", id, roleLink(id)), nil
 }
 
 func (c *Cloud) deleteRole(r *http.Request) (any, error) {
@@ -232,7 +232,7 @@ func (c *Cloud) deleteRole(r *http.Request) (any, error) {
 	}
 	delete(c.res.roles, id)
 	c.log.Info("IAM role deleted", "role", id)
-	return c.doneOpLocked("delete-iam-role", id, roleLink(id)), nil
+	return c.doneOpLocked(r, "delete-iam-role", id, roleLink(id)), nil
 }
 
 func keyAPI(k *apiKeyRecord) apiIAMAPIKey {
@@ -312,5 +312,5 @@ func (c *Cloud) deleteAPIKey(r *http.Request) (any, error) {
 	}
 	delete(c.res.apiKeys, key)
 	c.log.Info("API key deleted", "key", key)
-	return c.doneOpLocked("delete-api-key", nameUUID("api-key:"+key), "/v2/api-key/"+key), nil
+	return c.doneOpLocked(r, "delete-api-key", nameUUID("api-key:"+key), "/v2/api-key/"+key), nil
 }

@@ -215,92 +215,112 @@ func (c *Cloud) createStandalone(r *http.Request) (any, error) {
 	s.CreatedAt = c.nowUTC()
 	c.res.standalone[s.ID] = s
 	c.log.Info("standalone instance created", "instance", s.ID, "name", s.Name, "ip", s.IP, "state", s.State)
-	return c.doneOpLocked("create-instance", s.ID, instanceLink(s.ID)), nil
+	return c.doneOpLocked(r, "create-instance", s.ID, instanceLink(s.ID)), nil
 }
 
-// putInstance serves PUT /instance/{id} (update-instance) and its actions
-// :start, :stop, :reboot, :add-protection and :remove-protection, for
-// standalone instances. Pool members belong to their pool: 400.
-func (c *Cloud) putInstance(r *http.Request) (any, error) {
-	id, action := pathAction(r)
-	var update struct {
+// updateStandalone serves PUT /instance/{id} (update-instance) for
+// standalone instances; pool members belong to their pool (400).
+func (c *Cloud) updateStandalone(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	var req struct {
 		Name               *string           `json:"name"`
 		UserData           *string           `json:"user-data"`
 		PublicIPAssignment *string           `json:"public-ip-assignment"`
 		Labels             map[string]string `json:"labels"`
 	}
-	switch action {
-	case "":
-		if err := decodeBody(r, &update); err != nil {
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	errs := []error{validLabels(req.Labels)}
+	if req.Name != nil {
+		errs = append(errs, validName("name", *req.Name))
+	}
+	if req.UserData != nil {
+		errs = append(errs, validUserData(*req.UserData))
+	}
+	if req.PublicIPAssignment != nil {
+		errs = append(errs, validIPAssignment(*req.PublicIPAssignment))
+	}
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
-		var errs []error
-		if update.Name != nil {
-			errs = append(errs, validName("name", *update.Name))
-		}
-		if update.UserData != nil {
-			errs = append(errs, validUserData(*update.UserData))
-		}
-		if update.PublicIPAssignment != nil {
-			errs = append(errs, validIPAssignment(*update.PublicIPAssignment))
-		}
-		errs = append(errs, validLabels(update.Labels))
-		for _, err := range errs {
-			if err != nil {
-				return nil, err
-			}
-		}
-	case "start", "stop", "reboot", "add-protection", "remove-protection":
-	default:
-		return nil, noEndpoint(r)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.res.standalone[id]
-	if s == nil {
-		if c.instances[id] != nil {
-			return nil, errorf(http.StatusBadRequest, "instance %q is managed by instance pool %q", id, c.instances[id].rec.PoolID)
-		}
-		return nil, notFound("instance", id)
+	s, err := c.standaloneForUpdateLocked(id)
+	if err != nil {
+		return nil, err
 	}
-	command := "update-instance"
-	switch action {
-	case "":
-		if update.Name != nil {
-			s.Name = *update.Name
-		}
-		if update.UserData != nil {
-			s.UserData = *update.UserData
-		}
-		if update.PublicIPAssignment != nil {
-			s.PublicIPAssignment = *update.PublicIPAssignment
-		}
-		if update.Labels != nil {
-			s.Labels = update.Labels
-		}
-	case "start":
-		command = "start-instance"
-		if s.State == stateRunning {
-			return nil, errorf(http.StatusConflict, "instance %q is already running", id)
-		}
-		s.State = stateRunning
-	case "stop":
-		command = "stop-instance"
-		if s.State == stateStopped {
-			return nil, errorf(http.StatusConflict, "instance %q is already stopped", id)
-		}
-		s.State = stateStopped
-	case "reboot":
-		command = "reboot-instance"
-		if s.State != stateRunning {
-			return nil, errorf(http.StatusConflict, "instance %q is not running", id)
-		}
-	case "add-protection", "remove-protection":
-		command = action[:len(action)-len("-protection")] + "-instance-protection"
-		s.Protected = action == "add-protection"
+	if req.Name != nil {
+		s.Name = *req.Name
 	}
-	c.log.Info("standalone instance changed", "instance", id, "command", command, "state", s.State)
-	return c.doneOpLocked(command, id, instanceLink(id)), nil
+	if req.UserData != nil {
+		s.UserData = *req.UserData
+	}
+	if req.PublicIPAssignment != nil {
+		s.PublicIPAssignment = *req.PublicIPAssignment
+	}
+	if req.Labels != nil {
+		s.Labels = req.Labels
+	}
+	c.log.Info("standalone instance updated", "instance", id)
+	return c.doneOpLocked(r, "update-instance", id, instanceLink(id)), nil
+}
+
+// standaloneForUpdateLocked returns standalone instance id; a pool member
+// is refused with 400, an unknown ID with 404.
+func (c *Cloud) standaloneForUpdateLocked(id string) (*standaloneRecord, error) {
+	if s := c.res.standalone[id]; s != nil {
+		return s, nil
+	}
+	if m := c.instances[id]; m != nil {
+		return nil, errorf(http.StatusBadRequest, "instance %q is managed by instance pool %q", id, m.rec.PoolID)
+	}
+	return nil, notFound("instance", id)
+}
+
+// instanceAction returns the handler of PUT /instance/{id}:ACTION for a
+// standalone instance: start (stopped -> running), stop (running ->
+// stopped), reboot (running stays running), add-protection and
+// remove-protection (a protected instance cannot be deleted). The body, if
+// any (start's rescue-profile), is ignored.
+func (c *Cloud) instanceAction(action string) apiFunc {
+	return func(r *http.Request) (any, error) {
+		id := r.PathValue("id")
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		s, err := c.standaloneForUpdateLocked(id)
+		if err != nil {
+			return nil, err
+		}
+		var command string
+		switch action {
+		case "start":
+			command = "start-instance"
+			if s.State == stateRunning {
+				return nil, errorf(http.StatusConflict, "instance %q is already running", id)
+			}
+			s.State = stateRunning
+		case "stop":
+			command = "stop-instance"
+			if s.State == stateStopped {
+				return nil, errorf(http.StatusConflict, "instance %q is already stopped", id)
+			}
+			s.State = stateStopped
+		case "reboot":
+			command = "reboot-instance"
+			if s.State != stateRunning {
+				return nil, errorf(http.StatusConflict, "instance %q is not running", id)
+			}
+		case "add-protection":
+			command, s.Protected = "add-instance-protection", true
+		case "remove-protection":
+			command, s.Protected = "remove-instance-protection", false
+		}
+		c.log.Info("standalone instance changed", "instance", id, "command", command, "state", s.State)
+		return c.doneOpLocked(r, command, id, instanceLink(id)), nil
+	}
 }
 
 // listAllInstances serves GET /instance: pool members (listInstances) and
@@ -383,7 +403,7 @@ func (c *Cloud) deleteAnyInstance(r *http.Request) (any, error) {
 		c.memberIPs.release(s.IP)
 	}
 	c.log.Info("standalone instance deleted", "instance", id, "name", s.Name)
-	return c.doneOpLocked("delete-instance", id, instanceLink(id)), nil
+	return c.doneOpLocked(r, "delete-instance", id, instanceLink(id)), nil
 }
 
 // instanceExistsLocked reports whether id is a standalone instance or a
@@ -423,7 +443,7 @@ func (c *Cloud) updateReverseDNS(r *http.Request) (any, error) {
 		return nil, notFound("instance", id)
 	}
 	c.res.reverseDNS[id] = req.DomainName
-	return c.doneOpLocked("update-reverse-dns-instance", id, instanceLink(id)), nil
+	return c.doneOpLocked(r, "update-reverse-dns-instance", id, instanceLink(id)), nil
 }
 
 func (c *Cloud) deleteReverseDNS(r *http.Request) (any, error) {
@@ -437,5 +457,5 @@ func (c *Cloud) deleteReverseDNS(r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "instance %q has no reverse DNS record", id)
 	}
 	delete(c.res.reverseDNS, id)
-	return c.doneOpLocked("delete-reverse-dns-instance", id, instanceLink(id)), nil
+	return c.doneOpLocked(r, "delete-reverse-dns-instance", id, instanceLink(id)), nil
 }

@@ -82,7 +82,7 @@ func (c *Cloud) createAntiAffinityGroup(r *http.Request) (any, error) {
 	g := &aagRecord{ID: newUUID(), Name: req.Name, Description: req.Description, CreatedAt: c.nowUTC()}
 	c.res.antiAffinity[g.ID] = g
 	c.log.Info("anti-affinity group created", "anti_affinity_group", g.ID, "name", g.Name)
-	return c.doneOpLocked("create-anti-affinity-group", g.ID, aagLink(g.ID)), nil
+	return c.doneOpLocked(r, "create-anti-affinity-group", g.ID, aagLink(g.ID)), nil
 }
 
 func (c *Cloud) deleteAntiAffinityGroup(r *http.Request) (any, error) {
@@ -98,7 +98,7 @@ func (c *Cloud) deleteAntiAffinityGroup(r *http.Request) (any, error) {
 	}
 	delete(c.res.antiAffinity, id)
 	c.log.Info("anti-affinity group deleted", "anti_affinity_group", id)
-	return c.doneOpLocked("delete-anti-affinity-group", id, aagLink(id)), nil
+	return c.doneOpLocked(r, "delete-anti-affinity-group", id, aagLink(id)), nil
 }
 
 // privNetRecord is a private network; it is also the wire form (leases are
@@ -241,7 +241,7 @@ func (c *Cloud) createPrivateNetwork(r *http.Request) (any, error) {
 	n.VNI++
 	c.res.privateNets[n.ID] = n
 	c.log.Info("private network created", "private_network", n.ID, "name", n.Name)
-	return c.doneOpLocked("create-private-network", n.ID, privNetLink(n.ID)), nil
+	return c.doneOpLocked(r, "create-private-network", n.ID, privNetLink(n.ID)), nil
 }
 
 func (c *Cloud) updatePrivateNetwork(r *http.Request) (any, error) {
@@ -261,7 +261,7 @@ func (c *Cloud) updatePrivateNetwork(r *http.Request) (any, error) {
 		return nil, err
 	}
 	*n = upd
-	return c.doneOpLocked("update-private-network", id, privNetLink(id)), nil
+	return c.doneOpLocked(r, "update-private-network", id, privNetLink(id)), nil
 }
 
 func (c *Cloud) deletePrivateNetwork(r *http.Request) (any, error) {
@@ -273,7 +273,7 @@ func (c *Cloud) deletePrivateNetwork(r *http.Request) (any, error) {
 	}
 	delete(c.res.privateNets, id)
 	c.log.Info("private network deleted", "private_network", id)
-	return c.doneOpLocked("delete-private-network", id, privNetLink(id)), nil
+	return c.doneOpLocked(r, "delete-private-network", id, privNetLink(id)), nil
 }
 
 type eipRecord struct {
@@ -395,7 +395,7 @@ func (c *Cloud) createElasticIP(r *http.Request) (any, error) {
 	e.ID, e.IP, e.CreatedAt = newUUID(), ip, c.nowUTC()
 	c.res.elasticIPs[e.ID] = e
 	c.log.Info("elastic IP created", "elastic_ip", e.ID, "ip", ip)
-	return c.doneOpLocked("create-elastic-ip", e.ID, eipLink(e.ID)), nil
+	return c.doneOpLocked(r, "create-elastic-ip", e.ID, eipLink(e.ID)), nil
 }
 
 func (c *Cloud) updateElasticIP(r *http.Request) (any, error) {
@@ -430,7 +430,7 @@ func (c *Cloud) updateElasticIP(r *http.Request) (any, error) {
 	if req.Labels != nil {
 		e.Labels = req.Labels
 	}
-	return c.doneOpLocked("update-elastic-ip", id, eipLink(id)), nil
+	return c.doneOpLocked(r, "update-elastic-ip", id, eipLink(id)), nil
 }
 
 func (c *Cloud) deleteElasticIP(r *http.Request) (any, error) {
@@ -444,5 +444,5 @@ func (c *Cloud) deleteElasticIP(r *http.Request) (any, error) {
 	delete(c.res.elasticIPs, id)
 	c.nlbIPs.release(e.IP)
 	c.log.Info("elastic IP deleted", "elastic_ip", id, "ip", e.IP)
-	return c.doneOpLocked("delete-elastic-ip", id, eipLink(id)), nil
+	return c.doneOpLocked(r, "delete-elastic-ip", id, eipLink(id)), nil
 }

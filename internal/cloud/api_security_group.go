@@ -183,7 +183,7 @@ func (c *Cloud) createSecurityGroup(r *http.Request) (any, error) {
 	g := &sgRecord{ID: newUUID(), Name: req.Name, Description: req.Description, CreatedAt: c.nowUTC()}
 	c.res.securityGroups[g.ID] = g
 	c.log.Info("security group created", "security_group", g.ID, "name", g.Name)
-	return c.doneOpLocked("create-security-group", g.ID, sgLink(g.ID)), nil
+	return c.doneOpLocked(r, "create-security-group", g.ID, sgLink(g.ID)), nil
 }
 
 // sgUsersLocked names what still refers to security group id: rules of
@@ -217,77 +217,88 @@ func (c *Cloud) deleteSecurityGroup(r *http.Request) (any, error) {
 	}
 	delete(c.res.securityGroups, id)
 	c.log.Info("security group deleted", "security_group", id)
-	return c.doneOpLocked("delete-security-group", id, sgLink(id)), nil
+	return c.doneOpLocked(r, "delete-security-group", id, sgLink(id)), nil
 }
 
-// putSecurityGroup serves PUT /security-group/{id}:attach, :detach,
-// :add-source and :remove-source.
-func (c *Cloud) putSecurityGroup(r *http.Request) (any, error) {
-	id, action := pathAction(r)
-	switch action {
-	case "attach", "detach":
-		var req struct {
-			Instance *apiRef `json:"instance"`
-		}
-		if err := decodeBody(r, &req); err != nil {
-			return nil, err
-		}
-		if req.Instance == nil || req.Instance.ID == "" {
-			return nil, errorf(http.StatusBadRequest, "instance is required")
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if _, err := c.sgLocked(id); err != nil {
-			return nil, err
-		}
-		inst, err := c.standaloneLocked(req.Instance.ID)
-		if err != nil {
-			return nil, err
-		}
-		has := slices.Contains(inst.SecurityGroups, id)
-		if action == "attach" {
-			if !has {
-				inst.SecurityGroups = append(inst.SecurityGroups, id)
-			}
-			return c.doneOpLocked("attach-instance-to-security-group", id, sgLink(id)), nil
-		}
-		if !has {
-			return nil, errorf(http.StatusNotFound, "instance %q is not in security group %q", inst.ID, id)
-		}
-		inst.SecurityGroups = slices.DeleteFunc(inst.SecurityGroups, func(s string) bool { return s == id })
-		return c.doneOpLocked("detach-instance-from-security-group", id, sgLink(id)), nil
-	case "add-source", "remove-source":
-		var req struct {
-			CIDR string `json:"cidr"`
-		}
-		if err := decodeBody(r, &req); err != nil {
-			return nil, err
-		}
-		cidr, err := canonicalCIDR(req.CIDR)
-		if err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		g, err := c.sgLocked(id)
-		if err != nil {
-			return nil, err
-		}
-		has := slices.Contains(g.ExternalSources, cidr)
-		if action == "add-source" {
-			if has {
-				return nil, errorf(http.StatusConflict, "security group %q already has the external source %s", id, cidr)
-			}
-			g.ExternalSources = append(g.ExternalSources, cidr)
-			return c.doneOpLocked("add-external-source-to-security-group", id, sgLink(id)), nil
-		}
-		if !has {
-			return nil, errorf(http.StatusNotFound, "security group %q has no external source %s", id, cidr)
-		}
-		g.ExternalSources = slices.DeleteFunc(g.ExternalSources, func(s string) bool { return s == cidr })
-		return c.doneOpLocked("remove-external-source-from-security-group", id, sgLink(id)), nil
+// attachSecurityGroup serves PUT /security-group/{id}:attach.
+func (c *Cloud) attachSecurityGroup(r *http.Request) (any, error) { return c.sgMembership(r, true) }
+
+// detachSecurityGroup serves PUT /security-group/{id}:detach.
+func (c *Cloud) detachSecurityGroup(r *http.Request) (any, error) { return c.sgMembership(r, false) }
+
+// sgMembership attaches a standalone instance to security group {id}, or
+// detaches it.
+func (c *Cloud) sgMembership(r *http.Request, attach bool) (any, error) {
+	id := r.PathValue("id")
+	var req struct {
+		Instance *apiRef `json:"instance"`
 	}
-	return nil, noEndpoint(r)
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Instance == nil || req.Instance.ID == "" {
+		return nil, errorf(http.StatusBadRequest, "instance is required")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.sgLocked(id); err != nil {
+		return nil, err
+	}
+	inst, err := c.standaloneLocked(req.Instance.ID)
+	if err != nil {
+		return nil, err
+	}
+	has := slices.Contains(inst.SecurityGroups, id)
+	if attach {
+		if !has {
+			inst.SecurityGroups = append(inst.SecurityGroups, id)
+		}
+		return c.doneOpLocked(r, "attach-instance-to-security-group", id, sgLink(id)), nil
+	}
+	if !has {
+		return nil, errorf(http.StatusNotFound, "instance %q is not in security group %q", inst.ID, id)
+	}
+	inst.SecurityGroups = slices.DeleteFunc(inst.SecurityGroups, func(s string) bool { return s == id })
+	return c.doneOpLocked(r, "detach-instance-from-security-group", id, sgLink(id)), nil
+}
+
+// addExternalSource serves PUT /security-group/{id}:add-source.
+func (c *Cloud) addExternalSource(r *http.Request) (any, error) { return c.externalSource(r, true) }
+
+// removeExternalSource serves PUT /security-group/{id}:remove-source.
+func (c *Cloud) removeExternalSource(r *http.Request) (any, error) { return c.externalSource(r, false) }
+
+func (c *Cloud) externalSource(r *http.Request, add bool) (any, error) {
+	id := r.PathValue("id")
+	var req struct {
+		CIDR string `json:"cidr"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	cidr, err := canonicalCIDR(req.CIDR)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.sgLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	has := slices.Contains(g.ExternalSources, cidr)
+	if add {
+		if has {
+			return nil, errorf(http.StatusConflict, "security group %q already has the external source %s", id, cidr)
+		}
+		g.ExternalSources = append(g.ExternalSources, cidr)
+		return c.doneOpLocked(r, "add-external-source-to-security-group", id, sgLink(id)), nil
+	}
+	if !has {
+		return nil, errorf(http.StatusNotFound, "security group %q has no external source %s", id, cidr)
+	}
+	g.ExternalSources = slices.DeleteFunc(g.ExternalSources, func(s string) bool { return s == cidr })
+	return c.doneOpLocked(r, "remove-external-source-from-security-group", id, sgLink(id)), nil
 }
 
 // canonicalCIDR parses a CIDR network and returns it with its host bits
@@ -434,11 +445,11 @@ func (c *Cloud) addSecurityGroupRule(r *http.Request) (any, error) {
 	g.Rules = append(g.Rules, rule)
 	c.log.Info("security group rule added", "security_group", id, "rule", rule.ID)
 	// The operation references the group, whose rules now list the new one.
-	return c.doneOpLocked("add-rule-to-security-group", id, sgLink(id)), nil
+	return c.doneOpLocked(r, "add-rule-to-security-group", id, sgLink(id)), nil
 }
 
 func (c *Cloud) deleteSecurityGroupRule(r *http.Request) (any, error) {
-	id, ruleID := r.PathValue("id"), r.PathValue("rule")
+	id, ruleID := r.PathValue("id"), r.PathValue("rule_id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g, err := c.sgLocked(id)
@@ -451,5 +462,5 @@ func (c *Cloud) deleteSecurityGroupRule(r *http.Request) (any, error) {
 	}
 	g.Rules = slices.Delete(g.Rules, i, i+1)
 	c.log.Info("security group rule deleted", "security_group", id, "rule", ruleID)
-	return c.doneOpLocked("delete-rule-from-security-group", id, sgLink(id)), nil
+	return c.doneOpLocked(r, "delete-rule-from-security-group", id, sgLink(id)), nil
 }

@@ -99,7 +99,7 @@ func (c *Cloud) registerSSHKey(r *http.Request) (any, error) {
 	}
 	c.res.sshKeys[req.Name] = &sshKeyRecord{Name: req.Name, Fingerprint: fp, PublicKey: req.PublicKey, CreatedAt: c.nowUTC()}
 	c.log.Info("SSH key registered", "name", req.Name, "fingerprint", fp)
-	return c.doneOpLocked("register-ssh-key", nameUUID("ssh-key:"+req.Name), "/v2/ssh-key/"+req.Name), nil
+	return c.doneOpLocked(r, "register-ssh-key", nameUUID("ssh-key:"+req.Name), "/v2/ssh-key/"+req.Name), nil
 }
 
 func (c *Cloud) deleteSSHKey(r *http.Request) (any, error) {
@@ -111,5 +111,5 @@ func (c *Cloud) deleteSSHKey(r *http.Request) (any, error) {
 	}
 	delete(c.res.sshKeys, name)
 	c.log.Info("SSH key deleted", "name", name)
-	return c.doneOpLocked("delete-ssh-key", nameUUID("ssh-key:"+name), "/v2/ssh-key/"+name), nil
+	return c.doneOpLocked(r, "delete-ssh-key", nameUUID("ssh-key:"+name), "/v2/ssh-key/"+name), nil
 }

@@ -117,10 +117,10 @@ var errForbidden = errors.New("forbidden")
 
 // authorize is the step after signature verification: requests signed with
 // the configured root key may do anything; a key created through
-// POST /api-key may do what its role's policy allows. pattern is the
-// ServeMux pattern the request matched. An operation missing from
-// apiOperations is refused to every IAM key (fail closed).
-func (c *Cloud) authorize(r *http.Request, key, pattern string) error {
+// POST /api-key may do what its role's policy allows. r's path must be the
+// API path under /v2 (after any zone prefix is removed). A request that is
+// no operation of apiOperations is refused to every IAM key (fail closed).
+func (c *Cloud) authorize(r *http.Request, key string) error {
 	if key == c.cfg.Key {
 		return nil
 	}
@@ -137,7 +137,7 @@ func (c *Cloud) authorize(r *http.Request, key, pattern string) error {
 	if role == nil {
 		return fmt.Errorf("%w: the role of API key %q no longer exists", errForbidden, key)
 	}
-	req, ok := operationOf(r, pattern)
+	req, ok := operationOf(r.Method, r.URL.Path)
 	if !ok {
 		return fmt.Errorf("%w: %s %s is not an operation an IAM role can allow", errForbidden, r.Method, r.URL.Path)
 	}
@@ -164,101 +164,129 @@ func (c *Cloud) credentials() map[string]string {
 	return out
 }
 
-// operationOf maps a request and the pattern it matched to its IAM service
-// and operation. PUT patterns ending in {id} carry an action after a colon
-// in the last path segment ("/v2/instance-pool/ID:scale").
-func operationOf(r *http.Request, pattern string) (iamRequest, bool) {
-	pattern = strings.Replace(pattern, "/v2/network-load-balancer", "/v2/load-balancer", 1)
-	if strings.HasSuffix(pattern, "{id}") {
-		// ServeMux.Handler does not set path values: read the last segment.
-		last := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-		if _, action, ok := strings.Cut(last, ":"); ok {
-			pattern += ":" + action
+// operationOf maps a request's method and path (under /v2) to its IAM
+// service and operation by matching the spec paths of apiOperations: a
+// {wildcard} matches one path segment, and an action after the last one
+// (":scale") must match too. /network-load-balancer is /load-balancer.
+func operationOf(method, path string) (iamRequest, bool) {
+	path, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return iamRequest{}, false
+	}
+	if rest, ok := strings.CutPrefix(path, "network-load-balancer"); ok {
+		path = "load-balancer" + rest
+	}
+	segs := strings.Split(path, "/")
+	for key, op := range apiOperations {
+		m, tmpl, _ := strings.Cut(key, " /")
+		if m == method && matchSpecPath(strings.Split(tmpl, "/"), segs) {
+			return op, true
 		}
 	}
-	op, ok := apiOperations[pattern]
-	return op, ok
+	return iamRequest{}, false
 }
 
-// apiOperations maps every served endpoint (ServeMux pattern, with the
-// action of colon endpoints) to its IAM service and the spec's operationId;
-// a test checks the operationIds against the spec.
+// matchSpecPath matches path segments against a spec path's segments.
+func matchSpecPath(tmpl, segs []string) bool {
+	if len(tmpl) != len(segs) {
+		return false
+	}
+	for i, t := range tmpl {
+		s := segs[i]
+		if !strings.HasPrefix(t, "{") {
+			if t != s {
+				return false
+			}
+			continue
+		}
+		_, action, _ := strings.Cut(t, "}:")         // the template's action, if any
+		value, got, hasAction := strings.Cut(s, ":") // the request's
+		if value == "" || hasAction != (action != "") || got != action {
+			return false
+		}
+	}
+	return true
+}
+
+// apiOperations maps every served endpoint ("METHOD /spec-path", as in the
+// spec under /v2, actions included) to its IAM service and the spec's
+// operationId; a test checks them against the spec and the routes.
 var apiOperations = map[string]iamRequest{
-	"GET /v2/zone":                     {"compute", "list-zones"},
-	"GET /v2/instance-type":            {"compute", "list-instance-types"},
-	"GET /v2/instance-type/{id}":       {"compute", "get-instance-type"},
-	"GET /v2/template":                 {"compute", "list-templates"},
-	"GET /v2/template/{id}":            {"compute", "get-template"},
-	"GET /v2/operation/{id}":           {"compute", "get-operation"},
-	"GET /v2/instance-pool":            {"compute", "list-instance-pools"},
-	"POST /v2/instance-pool":           {"compute", "create-instance-pool"},
-	"GET /v2/instance-pool/{id}":       {"compute", "get-instance-pool"},
-	"PUT /v2/instance-pool/{id}":       {"compute", "update-instance-pool"},
-	"PUT /v2/instance-pool/{id}:scale": {"compute", "scale-instance-pool"},
-	"PUT /v2/instance-pool/{id}:evict": {"compute", "evict-instance-pool-members"},
-	"DELETE /v2/instance-pool/{id}":    {"compute", "delete-instance-pool"},
+	"GET /zone":                     {"compute", "list-zones"},
+	"GET /instance-type":            {"compute", "list-instance-types"},
+	"GET /instance-type/{id}":       {"compute", "get-instance-type"},
+	"GET /template":                 {"compute", "list-templates"},
+	"GET /template/{id}":            {"compute", "get-template"},
+	"GET /operation/{id}":           {"compute", "get-operation"},
+	"GET /instance-pool":            {"compute", "list-instance-pools"},
+	"POST /instance-pool":           {"compute", "create-instance-pool"},
+	"GET /instance-pool/{id}":       {"compute", "get-instance-pool"},
+	"PUT /instance-pool/{id}":       {"compute", "update-instance-pool"},
+	"PUT /instance-pool/{id}:scale": {"compute", "scale-instance-pool"},
+	"PUT /instance-pool/{id}:evict": {"compute", "evict-instance-pool-members"},
+	"DELETE /instance-pool/{id}":    {"compute", "delete-instance-pool"},
 
-	"GET /v2/instance":                        {"compute", "list-instances"},
-	"POST /v2/instance":                       {"compute", "create-instance"},
-	"GET /v2/instance/{id}":                   {"compute", "get-instance"},
-	"PUT /v2/instance/{id}":                   {"compute", "update-instance"},
-	"PUT /v2/instance/{id}:start":             {"compute", "start-instance"},
-	"PUT /v2/instance/{id}:stop":              {"compute", "stop-instance"},
-	"PUT /v2/instance/{id}:reboot":            {"compute", "reboot-instance"},
-	"PUT /v2/instance/{id}:add-protection":    {"compute", "add-instance-protection"},
-	"PUT /v2/instance/{id}:remove-protection": {"compute", "remove-instance-protection"},
-	"DELETE /v2/instance/{id}":                {"compute", "delete-instance"},
-	"GET /v2/reverse-dns/instance/{id}":       {"compute", "get-reverse-dns-instance"},
-	"POST /v2/reverse-dns/instance/{id}":      {"compute", "update-reverse-dns-instance"},
-	"DELETE /v2/reverse-dns/instance/{id}":    {"compute", "delete-reverse-dns-instance"},
+	"GET /instance":                        {"compute", "list-instances"},
+	"POST /instance":                       {"compute", "create-instance"},
+	"GET /instance/{id}":                   {"compute", "get-instance"},
+	"PUT /instance/{id}":                   {"compute", "update-instance"},
+	"PUT /instance/{id}:start":             {"compute", "start-instance"},
+	"PUT /instance/{id}:stop":              {"compute", "stop-instance"},
+	"PUT /instance/{id}:reboot":            {"compute", "reboot-instance"},
+	"PUT /instance/{id}:add-protection":    {"compute", "add-instance-protection"},
+	"PUT /instance/{id}:remove-protection": {"compute", "remove-instance-protection"},
+	"DELETE /instance/{id}":                {"compute", "delete-instance"},
+	"GET /reverse-dns/instance/{id}":       {"compute", "get-reverse-dns-instance"},
+	"POST /reverse-dns/instance/{id}":      {"compute", "update-reverse-dns-instance"},
+	"DELETE /reverse-dns/instance/{id}":    {"compute", "delete-reverse-dns-instance"},
 
-	"GET /v2/load-balancer":                       {"compute", "list-load-balancers"},
-	"POST /v2/load-balancer":                      {"compute", "create-load-balancer"},
-	"GET /v2/load-balancer/{id}":                  {"compute", "get-load-balancer"},
-	"PUT /v2/load-balancer/{id}":                  {"compute", "update-load-balancer"},
-	"DELETE /v2/load-balancer/{id}":               {"compute", "delete-load-balancer"},
-	"POST /v2/load-balancer/{id}/service":         {"compute", "add-service-to-load-balancer"},
-	"GET /v2/load-balancer/{id}/service/{sid}":    {"compute", "get-load-balancer-service"},
-	"PUT /v2/load-balancer/{id}/service/{sid}":    {"compute", "update-load-balancer-service"},
-	"DELETE /v2/load-balancer/{id}/service/{sid}": {"compute", "delete-load-balancer-service"},
-	"GET /v2/security-group":                      {"compute", "list-security-groups"},
-	"POST /v2/security-group":                     {"compute", "create-security-group"},
-	"GET /v2/security-group/{id}":                 {"compute", "get-security-group"},
-	"DELETE /v2/security-group/{id}":              {"compute", "delete-security-group"},
-	"PUT /v2/security-group/{id}:attach":          {"compute", "attach-instance-to-security-group"},
-	"PUT /v2/security-group/{id}:detach":          {"compute", "detach-instance-from-security-group"},
-	"PUT /v2/security-group/{id}:add-source":      {"compute", "add-external-source-to-security-group"},
-	"PUT /v2/security-group/{id}:remove-source":   {"compute", "remove-external-source-from-security-group"},
-	"POST /v2/security-group/{id}/rules":          {"compute", "add-rule-to-security-group"},
-	"DELETE /v2/security-group/{id}/rules/{rule}": {"compute", "delete-rule-from-security-group"},
-	"GET /v2/ssh-key":                             {"compute", "list-ssh-keys"},
-	"POST /v2/ssh-key":                            {"compute", "register-ssh-key"},
-	"GET /v2/ssh-key/{name}":                      {"compute", "get-ssh-key"},
-	"DELETE /v2/ssh-key/{name}":                   {"compute", "delete-ssh-key"},
-	"GET /v2/anti-affinity-group":                 {"compute", "list-anti-affinity-groups"},
-	"POST /v2/anti-affinity-group":                {"compute", "create-anti-affinity-group"},
-	"GET /v2/anti-affinity-group/{id}":            {"compute", "get-anti-affinity-group"},
-	"DELETE /v2/anti-affinity-group/{id}":         {"compute", "delete-anti-affinity-group"},
-	"GET /v2/private-network":                     {"compute", "list-private-networks"},
-	"POST /v2/private-network":                    {"compute", "create-private-network"},
-	"GET /v2/private-network/{id}":                {"compute", "get-private-network"},
-	"PUT /v2/private-network/{id}":                {"compute", "update-private-network"},
-	"DELETE /v2/private-network/{id}":             {"compute", "delete-private-network"},
-	"GET /v2/elastic-ip":                          {"compute", "list-elastic-ips"},
-	"POST /v2/elastic-ip":                         {"compute", "create-elastic-ip"},
-	"GET /v2/elastic-ip/{id}":                     {"compute", "get-elastic-ip"},
-	"PUT /v2/elastic-ip/{id}":                     {"compute", "update-elastic-ip"},
-	"DELETE /v2/elastic-ip/{id}":                  {"compute", "delete-elastic-ip"},
-	"GET /v2/iam-role":                            {"iam", "list-iam-roles"},
-	"POST /v2/iam-role":                           {"iam", "create-iam-role"},
-	"GET /v2/iam-role/{id}":                       {"iam", "get-iam-role"},
-	"PUT /v2/iam-role/{id}":                       {"iam", "update-iam-role"},
-	"PUT /v2/iam-role/{id}:policy":                {"iam", "update-iam-role-policy"},
-	"DELETE /v2/iam-role/{id}":                    {"iam", "delete-iam-role"},
-	"GET /v2/api-key":                             {"iam", "list-api-keys"},
-	"POST /v2/api-key":                            {"iam", "create-api-key"},
-	"GET /v2/api-key/{id}":                        {"iam", "get-api-key"},
-	"DELETE /v2/api-key/{id}":                     {"iam", "delete-api-key"},
+	"GET /load-balancer":                              {"compute", "list-load-balancers"},
+	"POST /load-balancer":                             {"compute", "create-load-balancer"},
+	"GET /load-balancer/{id}":                         {"compute", "get-load-balancer"},
+	"PUT /load-balancer/{id}":                         {"compute", "update-load-balancer"},
+	"DELETE /load-balancer/{id}":                      {"compute", "delete-load-balancer"},
+	"POST /load-balancer/{id}/service":                {"compute", "add-service-to-load-balancer"},
+	"GET /load-balancer/{id}/service/{service-id}":    {"compute", "get-load-balancer-service"},
+	"PUT /load-balancer/{id}/service/{service-id}":    {"compute", "update-load-balancer-service"},
+	"DELETE /load-balancer/{id}/service/{service-id}": {"compute", "delete-load-balancer-service"},
+	"GET /security-group":                             {"compute", "list-security-groups"},
+	"POST /security-group":                            {"compute", "create-security-group"},
+	"GET /security-group/{id}":                        {"compute", "get-security-group"},
+	"DELETE /security-group/{id}":                     {"compute", "delete-security-group"},
+	"PUT /security-group/{id}:attach":                 {"compute", "attach-instance-to-security-group"},
+	"PUT /security-group/{id}:detach":                 {"compute", "detach-instance-from-security-group"},
+	"PUT /security-group/{id}:add-source":             {"compute", "add-external-source-to-security-group"},
+	"PUT /security-group/{id}:remove-source":          {"compute", "remove-external-source-from-security-group"},
+	"POST /security-group/{id}/rules":                 {"compute", "add-rule-to-security-group"},
+	"DELETE /security-group/{id}/rules/{rule-id}":     {"compute", "delete-rule-from-security-group"},
+	"GET /ssh-key":                                    {"compute", "list-ssh-keys"},
+	"POST /ssh-key":                                   {"compute", "register-ssh-key"},
+	"GET /ssh-key/{name}":                             {"compute", "get-ssh-key"},
+	"DELETE /ssh-key/{name}":                          {"compute", "delete-ssh-key"},
+	"GET /anti-affinity-group":                        {"compute", "list-anti-affinity-groups"},
+	"POST /anti-affinity-group":                       {"compute", "create-anti-affinity-group"},
+	"GET /anti-affinity-group/{id}":                   {"compute", "get-anti-affinity-group"},
+	"DELETE /anti-affinity-group/{id}":                {"compute", "delete-anti-affinity-group"},
+	"GET /private-network":                            {"compute", "list-private-networks"},
+	"POST /private-network":                           {"compute", "create-private-network"},
+	"GET /private-network/{id}":                       {"compute", "get-private-network"},
+	"PUT /private-network/{id}":                       {"compute", "update-private-network"},
+	"DELETE /private-network/{id}":                    {"compute", "delete-private-network"},
+	"GET /elastic-ip":                                 {"compute", "list-elastic-ips"},
+	"POST /elastic-ip":                                {"compute", "create-elastic-ip"},
+	"GET /elastic-ip/{id}":                            {"compute", "get-elastic-ip"},
+	"PUT /elastic-ip/{id}":                            {"compute", "update-elastic-ip"},
+	"DELETE /elastic-ip/{id}":                         {"compute", "delete-elastic-ip"},
+	"GET /iam-role":                                   {"iam", "list-iam-roles"},
+	"POST /iam-role":                                  {"iam", "create-iam-role"},
+	"GET /iam-role/{id}":                              {"iam", "get-iam-role"},
+	"PUT /iam-role/{id}":                              {"iam", "update-iam-role"},
+	"PUT /iam-role/{id}:policy":                       {"iam", "update-iam-role-policy"},
+	"DELETE /iam-role/{id}":                           {"iam", "delete-iam-role"},
+	"GET /api-key":                                    {"iam", "list-api-keys"},
+	"POST /api-key":                                   {"iam", "create-api-key"},
+	"GET /api-key/{id}":                               {"iam", "get-api-key"},
+	"DELETE /api-key/{id}":                            {"iam", "delete-api-key"},
 }
 
 // The CEL subset evaluated in rule expressions: string, bool and list

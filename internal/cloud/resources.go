@@ -137,68 +137,131 @@ func (c *Cloud) restoreResourcesLocked(d *resourcesDoc) {
 	}
 }
 
-// routeResources registers the records-only resources' endpoints.
-func (c *Cloud) routeResources(route func(pattern string, f apiFunc)) {
-	route("GET /v2/security-group", c.listSecurityGroups)
-	route("POST /v2/security-group", c.createSecurityGroup)
-	route("GET /v2/security-group/{id}", c.getSecurityGroup)
-	route("DELETE /v2/security-group/{id}", c.deleteSecurityGroup)
-	route("PUT /v2/security-group/{id}", c.putSecurityGroup) // :attach, :detach, :add-source, :remove-source
-	route("POST /v2/security-group/{id}/rules", c.addSecurityGroupRule)
-	route("DELETE /v2/security-group/{id}/rules/{rule}", c.deleteSecurityGroupRule)
-
-	route("GET /v2/iam-role", c.listRoles)
-	route("POST /v2/iam-role", c.createRole)
-	route("GET /v2/iam-role/{id}", c.getRole)
-	route("PUT /v2/iam-role/{id}", c.putRole) // also {id}:policy
-	route("DELETE /v2/iam-role/{id}", c.deleteRole)
-	route("GET /v2/api-key", c.listAPIKeys)
-	route("POST /v2/api-key", c.createAPIKey)
-	route("GET /v2/api-key/{id}", c.getAPIKey)
-	route("DELETE /v2/api-key/{id}", c.deleteAPIKey)
-
-	route("GET /v2/ssh-key", c.listSSHKeys)
-	route("POST /v2/ssh-key", c.registerSSHKey)
-	route("GET /v2/ssh-key/{name}", c.getSSHKey)
-	route("DELETE /v2/ssh-key/{name}", c.deleteSSHKey)
-
-	route("GET /v2/anti-affinity-group", c.listAntiAffinityGroups)
-	route("POST /v2/anti-affinity-group", c.createAntiAffinityGroup)
-	route("GET /v2/anti-affinity-group/{id}", c.getAntiAffinityGroup)
-	route("DELETE /v2/anti-affinity-group/{id}", c.deleteAntiAffinityGroup)
-
-	route("GET /v2/private-network", c.listPrivateNetworks)
-	route("POST /v2/private-network", c.createPrivateNetwork)
-	route("GET /v2/private-network/{id}", c.getPrivateNetwork)
-	route("PUT /v2/private-network/{id}", c.updatePrivateNetwork)
-	route("DELETE /v2/private-network/{id}", c.deletePrivateNetwork)
-
-	route("GET /v2/elastic-ip", c.listElasticIPs)
-	route("POST /v2/elastic-ip", c.createElasticIP)
-	route("GET /v2/elastic-ip/{id}", c.getElasticIP)
-	route("PUT /v2/elastic-ip/{id}", c.updateElasticIP)
-	route("DELETE /v2/elastic-ip/{id}", c.deleteElasticIP)
-
-	route("POST /v2/instance", c.createStandalone)
-	route("PUT /v2/instance/{id}", c.putInstance) // update, :start, :stop, :reboot, :add-protection, :remove-protection
-	route("GET /v2/reverse-dns/instance/{id}", c.getReverseDNS)
-	route("POST /v2/reverse-dns/instance/{id}", c.updateReverseDNS)
-	route("DELETE /v2/reverse-dns/instance/{id}", c.deleteReverseDNS)
+// resourceRoute is one endpoint of the records-only resources: the spec's
+// method and path under /v2, where an action after the last wildcard
+// ("/instance/{id}:start") is a route of its own, and its handler, which
+// reads a wildcard by its spec name with dashes as underscores
+// (r.PathValue("rule_id")) and without the action.
+type resourceRoute struct {
+	method, path string
+	f            apiFunc
 }
 
-// pathAction splits the {id} path value "ID:action" of the PUT endpoints
-// that carry an action after a colon.
-func pathAction(r *http.Request) (id, action string) {
-	id, action, _ = strings.Cut(r.PathValue("id"), ":")
-	return id, action
+// resourceRoutes lists the records-only resources' endpoints.
+func (c *Cloud) resourceRoutes() []resourceRoute {
+	return []resourceRoute{
+		{"GET", "/security-group", c.listSecurityGroups},
+		{"POST", "/security-group", c.createSecurityGroup},
+		{"GET", "/security-group/{id}", c.getSecurityGroup},
+		{"DELETE", "/security-group/{id}", c.deleteSecurityGroup},
+		{"PUT", "/security-group/{id}:attach", c.attachSecurityGroup},
+		{"PUT", "/security-group/{id}:detach", c.detachSecurityGroup},
+		{"PUT", "/security-group/{id}:add-source", c.addExternalSource},
+		{"PUT", "/security-group/{id}:remove-source", c.removeExternalSource},
+		{"POST", "/security-group/{id}/rules", c.addSecurityGroupRule},
+		{"DELETE", "/security-group/{id}/rules/{rule-id}", c.deleteSecurityGroupRule},
+
+		{"GET", "/iam-role", c.listRoles},
+		{"POST", "/iam-role", c.createRole},
+		{"GET", "/iam-role/{id}", c.getRole},
+		{"PUT", "/iam-role/{id}", c.updateRole},
+		{"PUT", "/iam-role/{id}:policy", c.updateRolePolicy},
+		{"DELETE", "/iam-role/{id}", c.deleteRole},
+		{"GET", "/api-key", c.listAPIKeys},
+		{"POST", "/api-key", c.createAPIKey},
+		{"GET", "/api-key/{id}", c.getAPIKey},
+		{"DELETE", "/api-key/{id}", c.deleteAPIKey},
+
+		{"GET", "/ssh-key", c.listSSHKeys},
+		{"POST", "/ssh-key", c.registerSSHKey},
+		{"GET", "/ssh-key/{name}", c.getSSHKey},
+		{"DELETE", "/ssh-key/{name}", c.deleteSSHKey},
+
+		{"GET", "/anti-affinity-group", c.listAntiAffinityGroups},
+		{"POST", "/anti-affinity-group", c.createAntiAffinityGroup},
+		{"GET", "/anti-affinity-group/{id}", c.getAntiAffinityGroup},
+		{"DELETE", "/anti-affinity-group/{id}", c.deleteAntiAffinityGroup},
+
+		{"GET", "/private-network", c.listPrivateNetworks},
+		{"POST", "/private-network", c.createPrivateNetwork},
+		{"GET", "/private-network/{id}", c.getPrivateNetwork},
+		{"PUT", "/private-network/{id}", c.updatePrivateNetwork},
+		{"DELETE", "/private-network/{id}", c.deletePrivateNetwork},
+
+		{"GET", "/elastic-ip", c.listElasticIPs},
+		{"POST", "/elastic-ip", c.createElasticIP},
+		{"GET", "/elastic-ip/{id}", c.getElasticIP},
+		{"PUT", "/elastic-ip/{id}", c.updateElasticIP},
+		{"DELETE", "/elastic-ip/{id}", c.deleteElasticIP},
+
+		// GET /instance, GET and DELETE /instance/{id} answer for pool
+		// members too: listAllInstances, getAnyInstance, deleteAnyInstance
+		// replace the pool's handlers in the router.
+		{"POST", "/instance", c.createStandalone},
+		{"PUT", "/instance/{id}", c.updateStandalone},
+		{"PUT", "/instance/{id}:start", c.instanceAction("start")},
+		{"PUT", "/instance/{id}:stop", c.instanceAction("stop")},
+		{"PUT", "/instance/{id}:reboot", c.instanceAction("reboot")},
+		{"PUT", "/instance/{id}:add-protection", c.instanceAction("add-protection")},
+		{"PUT", "/instance/{id}:remove-protection", c.instanceAction("remove-protection")},
+		{"GET", "/reverse-dns/instance/{id}", c.getReverseDNS},
+		{"POST", "/reverse-dns/instance/{id}", c.updateReverseDNS},
+		{"DELETE", "/reverse-dns/instance/{id}", c.deleteReverseDNS},
+	}
+}
+
+// registerResourceRoutes adds resourceRoutes to mux under /v2 through
+// route: routes of one path that differ by action share a pattern and are
+// dispatched on the action, which is removed from the wildcard first.
+func (c *Cloud) registerResourceRoutes(route func(pattern string, f apiFunc)) {
+	type group struct {
+		wildcard string
+		actions  map[string]apiFunc
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, rt := range c.resourceRoutes() {
+		base, action := rt.path, ""
+		if i := strings.LastIndex(rt.path, "}:"); i >= 0 {
+			base, action = rt.path[:i+1], rt.path[i+2:]
+		}
+		base = strings.ReplaceAll(base, "{rule-id}", "{rule_id}")
+		pattern := rt.method + " /v2" + base
+		g := groups[pattern]
+		if g == nil {
+			g = &group{actions: map[string]apiFunc{}}
+			if i := strings.LastIndex(base, "{"); i >= 0 && strings.HasSuffix(base, "}") {
+				g.wildcard = base[i+1 : len(base)-1]
+			}
+			groups[pattern] = g
+			order = append(order, pattern)
+		}
+		g.actions[action] = rt.f
+	}
+	for _, pattern := range order {
+		g := groups[pattern]
+		route(pattern, func(r *http.Request) (any, error) {
+			action := ""
+			if g.wildcard != "" {
+				v, a, _ := strings.Cut(r.PathValue(g.wildcard), ":")
+				r.SetPathValue(g.wildcard, v)
+				action = a
+			}
+			f := g.actions[action]
+			if f == nil {
+				return nil, noEndpoint(r)
+			}
+			return f(r)
+		})
+	}
 }
 
 func noEndpoint(r *http.Request) error {
 	return errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 }
 
-// doneOpLocked records an operation that is complete at once.
-func (c *Cloud) doneOpLocked(command, refID, link string) apiOperation {
+// doneOpLocked records an operation that is complete at once, for request r.
+func (c *Cloud) doneOpLocked(_ *http.Request, command, refID, link string) apiOperation {
 	return c.addOpLocked(&operation{kind: opDone, command: command, refID: refID, link: link}).api()
 }
 
