@@ -209,13 +209,34 @@ func TestRecordsEveryEndpoint(t *testing.T) {
 	_, err = viewer.GetInstance(ctx, inst)
 	refused("GetInstance with the viewer key", v3.ErrForbidden, err)
 	for what, n := range map[string]func() (int, error){
-		"ssh keys":        func() (int, error) { l, err := c.ListSSHKeys(ctx); return lenOf(l, err, func() int { return len(l.SSHKeys) }) },
-		"anti-affinity":   func() (int, error) { l, err := c.ListAntiAffinityGroups(ctx); return lenOf(l, err, func() int { return len(l.AntiAffinityGroups) }) },
-		"private nets":    func() (int, error) { l, err := c.ListPrivateNetworks(ctx); return lenOf(l, err, func() int { return len(l.PrivateNetworks) }) },
-		"elastic IPs":     func() (int, error) { l, err := c.ListElasticIPS(ctx); return lenOf(l, err, func() int { return len(l.ElasticIPS) }) },
-		"security groups": func() (int, error) { l, err := c.ListSecurityGroups(ctx); return lenOf(l, err, func() int { return len(l.SecurityGroups) }) },
-		"IAM roles":       func() (int, error) { l, err := c.ListIAMRoles(ctx); return lenOf(l, err, func() int { return len(l.IAMRoles) }) },
-		"API keys":        func() (int, error) { l, err := c.ListAPIKeys(ctx); return lenOf(l, err, func() int { return len(l.APIKeys) }) },
+		"ssh keys": func() (int, error) {
+			l, err := c.ListSSHKeys(ctx)
+			return lenOf(l, err, func() int { return len(l.SSHKeys) })
+		},
+		"anti-affinity": func() (int, error) {
+			l, err := c.ListAntiAffinityGroups(ctx)
+			return lenOf(l, err, func() int { return len(l.AntiAffinityGroups) })
+		},
+		"private nets": func() (int, error) {
+			l, err := c.ListPrivateNetworks(ctx)
+			return lenOf(l, err, func() int { return len(l.PrivateNetworks) })
+		},
+		"elastic IPs": func() (int, error) {
+			l, err := c.ListElasticIPS(ctx)
+			return lenOf(l, err, func() int { return len(l.ElasticIPS) })
+		},
+		"security groups": func() (int, error) {
+			l, err := c.ListSecurityGroups(ctx)
+			return lenOf(l, err, func() int { return len(l.SecurityGroups) })
+		},
+		"IAM roles": func() (int, error) {
+			l, err := c.ListIAMRoles(ctx)
+			return lenOf(l, err, func() int { return len(l.IAMRoles) })
+		},
+		"API keys": func() (int, error) {
+			l, err := c.ListAPIKeys(ctx)
+			return lenOf(l, err, func() int { return len(l.APIKeys) })
+		},
 	} {
 		if got, err := n(); err != nil || got != 1 {
 			t.Errorf("%s after restart: %d, %v; want 1", what, got, err)
