@@ -44,11 +44,11 @@ func (c *Cloud) Handler() http.Handler {
 	route("GET /v2/template", c.listTemplates)
 	route("GET /v2/template/{id}", c.getTemplate)
 
-	route("GET /v2/instance-pool", c.listPools)
-	route("POST /v2/instance-pool", c.createPool)
-	route("GET /v2/instance-pool/{id}", c.getPool)
-	route("PUT /v2/instance-pool/{id}", c.putPool) // also {id}:scale and {id}:evict
-	route("DELETE /v2/instance-pool/{id}", c.deletePool)
+	route("GET /v2/instance-pool", c.listPoolsWithRefs)
+	route("POST /v2/instance-pool", c.createPoolWithRefs)
+	route("GET /v2/instance-pool/{id}", c.getPoolWithRefs)
+	route("PUT /v2/instance-pool/{id}", c.putPoolWithRefs) // also {id}:scale and {id}:evict
+	route("DELETE /v2/instance-pool/{id}", c.deletePoolWithRefs)
 
 	route("GET /v2/instance", c.listAllInstances)
 	route("GET /v2/instance/{id}", c.getAnyInstance)

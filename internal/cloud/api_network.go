@@ -96,6 +96,11 @@ func (c *Cloud) deleteAntiAffinityGroup(r *http.Request) (any, error) {
 	if n := len(c.aagAPILocked(g).Instances); n > 0 {
 		return nil, errorf(http.StatusConflict, "anti-affinity group %q still has %d instances", id, n)
 	}
+	for poolID, refs := range c.res.poolRefs {
+		if slices.Contains(refs.AntiAffinityGroups, id) {
+			return nil, errorf(http.StatusConflict, "anti-affinity group %q is used by instance pool %q", id, poolID)
+		}
+	}
 	delete(c.res.antiAffinity, id)
 	c.log.Info("anti-affinity group deleted", "anti_affinity_group", id)
 	return c.doneOpLocked(r, "delete-anti-affinity-group", id, aagLink(id)), nil

@@ -187,7 +187,7 @@ func (c *Cloud) createSecurityGroup(r *http.Request) (any, error) {
 }
 
 // sgUsersLocked names what still refers to security group id: rules of
-// other groups and standalone instances.
+// other groups, standalone instances and instance pools.
 func (c *Cloud) sgUsersLocked(id string) []string {
 	var users []string
 	for _, g := range sortedValues(c.res.securityGroups) {
@@ -200,6 +200,11 @@ func (c *Cloud) sgUsersLocked(id string) []string {
 	for _, inst := range sortedValues(c.res.standalone) {
 		if slices.Contains(inst.SecurityGroups, id) {
 			users = append(users, "instance "+inst.ID)
+		}
+	}
+	for poolID, refs := range c.res.poolRefs {
+		if slices.Contains(refs.SecurityGroups, id) {
+			users = append(users, "instance pool "+poolID)
 		}
 	}
 	return users

@@ -227,6 +227,13 @@ func terraformFlow(t *testing.T, c *egoscale.Client, zone string) {
 		SecurityGroupIDs: &[]string{*members.ID}, UserData: &userData, Labels: &map[string]string{"app": "tidepool"},
 	}))
 	check(t, "WaitInstancePoolConverged", c.WaitInstancePoolConverged(ctx, zone, *pool.ID))
+	pool = must[*egoscale.InstancePool](t, "GetInstancePool")(c.GetInstancePool(ctx, zone, *pool.ID))
+	if pool.UserData == nil || *pool.UserData != userData || pool.SecurityGroupIDs == nil || len(*pool.SecurityGroupIDs) != 1 || (*pool.SecurityGroupIDs)[0] != *members.ID {
+		t.Errorf("pool read back with user data %v, security groups %v; want what it was created with", pool.UserData, pool.SecurityGroupIDs)
+	}
+	if err := c.DeleteSecurityGroup(ctx, zone, members); err == nil || !strings.Contains(err.Error(), "in use by [instance pool") {
+		t.Errorf("DeleteSecurityGroup of a group the pool uses: err = %v, want a refusal", err)
+	}
 
 	// exoscale_nlb, exoscale_nlb_service: create, read.
 	nlb := must[*egoscale.NetworkLoadBalancer](t, "CreateNetworkLoadBalancer")(c.CreateNetworkLoadBalancer(ctx, zone, &egoscale.NetworkLoadBalancer{

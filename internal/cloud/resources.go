@@ -23,6 +23,7 @@ type resourceStore struct {
 	elasticIPs     map[string]*eipRecord        // by ID
 	standalone     map[string]*standaloneRecord // by ID
 	reverseDNS     map[string]string            // instance ID -> domain name
+	poolRefs       map[string]*poolRefs         // by instance pool ID
 }
 
 func newResourceStore() *resourceStore {
@@ -36,21 +37,23 @@ func newResourceStore() *resourceStore {
 		elasticIPs:     map[string]*eipRecord{},
 		standalone:     map[string]*standaloneRecord{},
 		reverseDNS:     map[string]string{},
+		poolRefs:       map[string]*poolRefs{},
 	}
 }
 
 // resourcesDoc is the persisted form of a resourceStore: every list sorted
 // by ID (or name, key) so that the state file is stable.
 type resourcesDoc struct {
-	SecurityGroups []*sgRecord         `json:"security-groups,omitempty"`
-	Roles          []*roleRecord       `json:"iam-roles,omitempty"`
-	APIKeys        []*apiKeyRecord     `json:"api-keys,omitempty"`
-	SSHKeys        []*sshKeyRecord     `json:"ssh-keys,omitempty"`
-	AntiAffinity   []*aagRecord        `json:"anti-affinity-groups,omitempty"`
-	PrivateNets    []*privNetRecord    `json:"private-networks,omitempty"`
-	ElasticIPs     []*eipRecord        `json:"elastic-ips,omitempty"`
-	Standalone     []*standaloneRecord `json:"standalone-instances,omitempty"`
-	ReverseDNS     map[string]string   `json:"reverse-dns,omitempty"`
+	SecurityGroups []*sgRecord          `json:"security-groups,omitempty"`
+	Roles          []*roleRecord        `json:"iam-roles,omitempty"`
+	APIKeys        []*apiKeyRecord      `json:"api-keys,omitempty"`
+	SSHKeys        []*sshKeyRecord      `json:"ssh-keys,omitempty"`
+	AntiAffinity   []*aagRecord         `json:"anti-affinity-groups,omitempty"`
+	PrivateNets    []*privNetRecord     `json:"private-networks,omitempty"`
+	ElasticIPs     []*eipRecord         `json:"elastic-ips,omitempty"`
+	Standalone     []*standaloneRecord  `json:"standalone-instances,omitempty"`
+	ReverseDNS     map[string]string    `json:"reverse-dns,omitempty"`
+	PoolRefs       map[string]*poolRefs `json:"instance-pool-references,omitempty"`
 }
 
 // sortedValues returns m's values ordered by their keys.
@@ -80,6 +83,9 @@ func (s *resourceStore) doc() *resourcesDoc {
 	}
 	if len(s.reverseDNS) > 0 {
 		d.ReverseDNS = s.reverseDNS
+	}
+	if len(s.poolRefs) > 0 {
+		d.PoolRefs = s.poolRefs
 	}
 	return d
 }
@@ -134,6 +140,11 @@ func (c *Cloud) restoreResourcesLocked(d *resourcesDoc) {
 	}
 	for id, name := range d.ReverseDNS {
 		s.reverseDNS[id] = name
+	}
+	for id, refs := range d.PoolRefs {
+		if c.pools[id] != nil { // pools are restored first
+			s.poolRefs[id] = refs
+		}
 	}
 }
 
