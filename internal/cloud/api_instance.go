@@ -78,16 +78,7 @@ func (c *Cloud) standaloneAPILocked(s *standaloneRecord) apiStandaloneInstance {
 	if t, ok := findTemplate(s.TemplateID); ok {
 		out.Template = t.api(c.cfg.Zone)
 	}
-	for _, name := range s.SSHKeys {
-		k := apiSSHKey{Name: name}
-		if rec := c.res.sshKeys[name]; rec != nil {
-			k.Fingerprint = rec.Fingerprint
-		}
-		out.SSHKeys = append(out.SSHKeys, k)
-	}
-	if len(out.SSHKeys) > 0 {
-		out.SSHKey = &out.SSHKeys[0]
-	}
+	out.SSHKeys, out.SSHKey = c.sshKeysAPILocked(s.SSHKeys)
 	return out
 }
 

@@ -59,17 +59,8 @@ func (c *Cloud) getAntiAffinityGroup(r *http.Request) (any, error) {
 }
 
 func (c *Cloud) createAntiAffinityGroup(r *http.Request) (any, error) {
-	var req struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	if err := validName("name", req.Name); err != nil {
-		return nil, err
-	}
-	if err := validDescription(req.Description); err != nil {
+	req, err := decodeNameDescription(r)
+	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()

@@ -203,16 +203,7 @@ func (c *Cloud) withRefsLocked(p apiInstancePool) apiPoolWithRefs {
 	out.SecurityGroups, out.AntiAffinityGroups = refs(pr.SecurityGroups), refs(pr.AntiAffinityGroups)
 	out.PrivateNetworks, out.ElasticIPs = refs(pr.PrivateNetworks), refs(pr.ElasticIPs)
 	out.UserData = pr.UserData
-	for _, name := range pr.SSHKeys {
-		k := apiSSHKey{Name: name}
-		if rec := c.res.sshKeys[name]; rec != nil {
-			k.Fingerprint = rec.Fingerprint
-		}
-		out.SSHKeys = append(out.SSHKeys, k)
-	}
-	if len(out.SSHKeys) > 0 {
-		out.SSHKey = &out.SSHKeys[0]
-	}
+	out.SSHKeys, out.SSHKey = c.sshKeysAPILocked(pr.SSHKeys)
 	return out
 }
 

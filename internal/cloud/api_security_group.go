@@ -157,17 +157,8 @@ func (c *Cloud) getSecurityGroup(r *http.Request) (any, error) {
 }
 
 func (c *Cloud) createSecurityGroup(r *http.Request) (any, error) {
-	var req struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	if err := validName("name", req.Name); err != nil {
-		return nil, err
-	}
-	if err := validDescription(req.Description); err != nil {
+	req, err := decodeNameDescription(r)
+	if err != nil {
 		return nil, err
 	}
 	if _, ok := findPublicSG(req.Name); ok {

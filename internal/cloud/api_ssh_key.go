@@ -113,3 +113,20 @@ func (c *Cloud) deleteSSHKey(r *http.Request) (any, error) {
 	c.log.Info("SSH key deleted", "name", name)
 	return c.doneOpLocked(r, "delete-ssh-key", nameUUID("ssh-key:"+name), "/v2/ssh-key/"+name), nil
 }
+
+// sshKeysAPILocked returns the ssh-keys and ssh-key (the first) fields of
+// an instance or pool that names keys.
+func (c *Cloud) sshKeysAPILocked(names []string) ([]apiSSHKey, *apiSSHKey) {
+	var keys []apiSSHKey
+	for _, name := range names {
+		k := apiSSHKey{Name: name}
+		if rec := c.res.sshKeys[name]; rec != nil {
+			k.Fingerprint = rec.Fingerprint
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return keys, &keys[0]
+}

@@ -49,7 +49,14 @@ func newV2Client(t *testing.T, key, secret, endpoint string, tr *http.Transport)
 // test ends and returns its address and CA file.
 func startFront(t *testing.T, env *cloudtest.Env) (addr, caFile string) {
 	t.Helper()
-	front, err := cloud.NewHTTPSFront(cloud.HTTPSFrontConfig{Handler: env.Cloud.Handler(), Dir: t.TempDir()})
+	return serveFront(t, env.Cloud.Handler(), t.TempDir())
+}
+
+// serveFront serves an HTTPS front for handler, with its CA in dir, on
+// 127.0.0.1 until the test ends.
+func serveFront(t *testing.T, handler http.Handler, dir string) (addr, caFile string) {
+	t.Helper()
+	front, err := cloud.NewHTTPSFront(cloud.HTTPSFrontConfig{Handler: handler, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,24 +49,7 @@ func connect(t *testing.T, addr, target string) (net.Conn, int) {
 func TestHTTPSFrontRefuses(t *testing.T) {
 	dir := t.TempDir()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "cloud:"+r.Host+r.URL.Path) })
-	front, err := cloud.NewHTTPSFront(cloud.HTTPSFrontConfig{Handler: handler, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- front.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	addr := ln.Addr().String()
+	addr, _ := serveFront(t, handler, dir)
 
 	for _, target := range []string{"example.org:443", "api.exoscale.com:80", "exoscale.com.example.org:443", "127.0.0.1:443"} {
 		if _, code := connect(t, addr, target); code != http.StatusForbidden {

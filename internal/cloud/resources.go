@@ -7,6 +7,7 @@ package cloud
 
 import (
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -117,26 +118,14 @@ func (c *Cloud) restoreResourcesLocked(d *resourcesDoc) {
 		s.privateNets[r.ID] = r
 	}
 	for _, r := range d.ElasticIPs {
-		if !c.nlbIPs.reserve(r.IP) {
-			ip, err := c.nlbIPs.alloc()
-			if err != nil {
-				c.log.Warn("elastic IP not restorable: no free address", "elastic_ip", r.ID, "ip", r.IP)
-				continue
-			}
-			r.IP = ip
+		if c.restoreAddr(c.nlbIPs, &r.IP, "elastic IP", r.ID) {
+			s.elasticIPs[r.ID] = r
 		}
-		s.elasticIPs[r.ID] = r
 	}
 	for _, r := range d.Standalone {
-		if r.IP.IsValid() && !c.memberIPs.reserve(r.IP) {
-			ip, err := c.memberIPs.alloc()
-			if err != nil {
-				c.log.Warn("standalone instance not restorable: no free address", "instance", r.ID, "ip", r.IP)
-				continue
-			}
-			r.IP = ip
+		if !r.IP.IsValid() || c.restoreAddr(c.memberIPs, &r.IP, "instance", r.ID) {
+			s.standalone[r.ID] = r
 		}
-		s.standalone[r.ID] = r
 	}
 	for id, name := range d.ReverseDNS {
 		s.reverseDNS[id] = name
@@ -287,4 +276,39 @@ func validLabels(labels map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// nameDescription is the body of the create endpoints that take a name
+// (1 to 255 characters) and an optional description (at most 255).
+type nameDescription struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// decodeNameDescription decodes and checks a nameDescription body.
+func decodeNameDescription(r *http.Request) (nameDescription, error) {
+	var req nameDescription
+	if err := decodeBody(r, &req); err != nil {
+		return req, err
+	}
+	if err := validName("name", req.Name); err != nil {
+		return req, err
+	}
+	return req, validDescription(req.Description)
+}
+
+// restoreAddr reserves a restored record's address in pool, or allocates
+// a new one when it is taken or outside the pool's range; false when none
+// is free.
+func (c *Cloud) restoreAddr(pool *ipPool, a *netip.Addr, kind, id string) bool {
+	if pool.reserve(*a) {
+		return true
+	}
+	ip, err := pool.alloc()
+	if err != nil {
+		c.log.Warn("record not restorable: no free address", "kind", kind, "id", id, "ip", *a)
+		return false
+	}
+	*a = ip
+	return true
 }
