@@ -105,6 +105,9 @@ func (c *Cloud) applyPoolRefsLocked(refs *poolRefs, req poolRefsRequest) error {
 		}
 		refs.SSHKeys = nil
 		for _, k := range keys {
+			if k.Name == "" {
+				continue // {"ssh-key": {}} clears the key, as the Terraform provider sends it
+			}
 			if res.sshKeys[k.Name] == nil {
 				return notFound("SSH key", k.Name)
 			}
