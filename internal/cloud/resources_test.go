@@ -18,6 +18,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/cloud"
+	"tidepool/internal/cloud/cloudtest"
 	"tidepool/internal/exoclient"
 )
 
@@ -291,4 +292,72 @@ func v3ClientFor(t *testing.T, endpoint, key, secret string) *v3.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestPoolReferences checks that an instance pool keeps and reports what it
+// references (checked: unknown ones are 404), that an update replaces them
+// and an empty ssh-key clears the key, and that a group the pool uses
+// cannot be deleted until the pool is gone.
+func TestPoolReferences(t *testing.T) {
+	env := cloudtest.Start(t, cloudtest.Options{})
+	c := env.Client
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	wait := func(what string, op *v3.Operation, err error) v3.UUID {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if op, err = c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
+			t.Fatalf("%s: wait: %v", what, err)
+		}
+		return op.Reference.ID
+	}
+	pubKey, _ := sshPublicKey(t)
+	op, err := c.RegisterSSHKey(ctx, v3.RegisterSSHKeyRequest{Name: "operator", PublicKey: pubKey})
+	wait("RegisterSSHKey", op, err)
+	op, err = c.CreateSecurityGroup(ctx, v3.CreateSecurityGroupRequest{Name: "members"})
+	sg := wait("CreateSecurityGroup", op, err)
+	op, err = c.CreateAntiAffinityGroup(ctx, v3.CreateAntiAffinityGroupRequest{Name: "spread"})
+	aag := wait("CreateAntiAffinityGroup", op, err)
+	pool := env.CreatePool(t, 1)
+
+	_, err = c.UpdateInstancePool(ctx, pool, v3.UpdateInstancePoolRequest{SecurityGroups: []v3.SecurityGroup{{ID: "6d2f3ab6-0000-4000-8000-00000000dead"}}})
+	if !errors.Is(err, v3.ErrNotFound) {
+		t.Errorf("UpdateInstancePool with an unknown security group: err = %v, want 404", err)
+	}
+	userData := base64.StdEncoding.EncodeToString([]byte("#cloud-config\n"))
+	op, err = c.UpdateInstancePool(ctx, pool, v3.UpdateInstancePoolRequest{
+		SecurityGroups: []v3.SecurityGroup{{ID: sg}}, AntiAffinityGroups: []v3.AntiAffinityGroup{{ID: aag}},
+		SSHKey: &v3.SSHKey{Name: "operator"}, UserData: &userData,
+	})
+	wait("UpdateInstancePool", op, err)
+	p, err := c.GetInstancePool(ctx, pool)
+	switch {
+	case err != nil:
+		t.Fatalf("GetInstancePool: %v", err)
+	case len(p.SecurityGroups) != 1 || p.SecurityGroups[0].ID != sg || len(p.AntiAffinityGroups) != 1 || p.AntiAffinityGroups[0].ID != aag:
+		t.Errorf("pool references = groups %v, anti-affinity %v; want [%s], [%s]", p.SecurityGroups, p.AntiAffinityGroups, sg, aag)
+	case p.SSHKey == nil || p.SSHKey.Name != "operator" || p.UserData != userData:
+		t.Errorf("pool SSH key %+v, user data %q; want operator and %q", p.SSHKey, p.UserData, userData)
+	}
+	_, err = c.DeleteSecurityGroup(ctx, sg)
+	if !errors.Is(err, v3.ErrConflict) {
+		t.Errorf("DeleteSecurityGroup used by a pool: err = %v, want 409", err)
+	}
+	_, err = c.DeleteAntiAffinityGroup(ctx, aag)
+	if !errors.Is(err, v3.ErrConflict) {
+		t.Errorf("DeleteAntiAffinityGroup used by a pool: err = %v, want 409", err)
+	}
+	op, err = c.UpdateInstancePool(ctx, pool, v3.UpdateInstancePoolRequest{SSHKey: &v3.SSHKey{}})
+	wait("UpdateInstancePool clearing the key", op, err)
+	if p, err := c.GetInstancePool(ctx, pool); err != nil || p.SSHKey != nil || len(p.SecurityGroups) != 1 {
+		t.Errorf("pool after clearing the key: %+v, %v; want no key, the group kept", p, err)
+	}
+	op, err = c.DeleteInstancePool(ctx, pool)
+	wait("DeleteInstancePool", op, err)
+	op, err = c.DeleteSecurityGroup(ctx, sg)
+	wait("DeleteSecurityGroup after the pool", op, err)
+	op, err = c.DeleteAntiAffinityGroup(ctx, aag)
+	wait("DeleteAntiAffinityGroup after the pool", op, err)
 }
