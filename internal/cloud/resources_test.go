@@ -169,6 +169,9 @@ func TestRecordsEveryEndpoint(t *testing.T) {
 	wait("AttachInstanceToSecurityGroup", op, err)
 	_, err = c.DeleteSecurityGroup(ctx, sg)
 	refused("DeleteSecurityGroup in use", v3.ErrConflict, err)
+	if g, err := c.GetAntiAffinityGroup(ctx, aag); err != nil || len(g.Instances) != 1 || g.Instances[0].ID != inst {
+		t.Errorf("GetAntiAffinityGroup = %+v, %v; want the instance in it", g, err)
+	}
 	_, err = c.DeleteAntiAffinityGroup(ctx, aag)
 	refused("DeleteAntiAffinityGroup in use", v3.ErrConflict, err)
 
