@@ -1,7 +1,9 @@
 package cloud
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -46,8 +48,19 @@ type apiStandaloneInstance struct {
 	SSHKey             *apiSSHKey  `json:"ssh-key,omitempty"`
 	SSHKeys            []apiSSHKey `json:"ssh-keys,omitempty"`
 	AntiAffinityGroups []apiRef    `json:"anti-affinity-groups,omitempty"`
+	MACAddress         string      `json:"mac-address"`
 	SecurebootEnabled  bool        `json:"secureboot-enabled"`
 	TPMEnabled         bool        `json:"tpm-enabled"`
+	// Booleans Exoscale always reports; always false here.
+	DiskEncrypted          bool `json:"disk-encrypted"`
+	AppConsistentSnapshots bool `json:"application-consistent-snapshot-enabled"`
+}
+
+// standaloneMAC derives a standalone instance's MAC address from its ID
+// (locally administered, prefix 06:74:73, "ts").
+func standaloneMAC(id string) string {
+	b := sha256.Sum256([]byte(id))
+	return fmt.Sprintf("06:74:73:%02x:%02x:%02x", b[0], b[1], b[2])
 }
 
 func instanceLink(id string) string { return "/v2/instance/" + id }
@@ -67,7 +80,7 @@ func (c *Cloud) standaloneAPILocked(s *standaloneRecord) apiStandaloneInstance {
 			CreatedAt: s.CreatedAt, DiskSize: s.DiskSize, Labels: s.Labels,
 		},
 		UserData: s.UserData, SecurityGroups: refs(s.SecurityGroups), AntiAffinityGroups: refs(s.AntiAffinityGroups),
-		SecurebootEnabled: s.SecurebootEnabled, TPMEnabled: s.TPMEnabled,
+		SecurebootEnabled: s.SecurebootEnabled, TPMEnabled: s.TPMEnabled, MACAddress: standaloneMAC(s.ID),
 	}
 	if s.IP.IsValid() {
 		out.PublicIP = s.IP.String()

@@ -290,7 +290,7 @@ type eipHealthcheck struct {
 	StrikesOK     int64  `json:"strikes-ok,omitempty"`
 	StrikesFail   int64  `json:"strikes-fail,omitempty"`
 	TLSSNI        string `json:"tls-sni,omitempty"`
-	TLSSkipVerify bool   `json:"tls-skip-verify,omitempty"`
+	TLSSkipVerify bool   `json:"tls-skip-verify"`
 }
 
 type apiElasticIP struct {

@@ -150,8 +150,8 @@ func TestRecordsEveryEndpoint(t *testing.T) {
 		t.Fatalf("GetInstance: %v", err)
 	case got.State != v3.InstanceStateStopped || got.UserData != userData || len(got.SSHKeys) != 1 || got.SSHKeys[0].Fingerprint != fp:
 		t.Errorf("instance = state %s, user data %q, keys %+v; want stopped, its user data and the key", got.State, got.UserData, got.SSHKeys)
-	case len(got.SecurityGroups) != 1 || len(got.AntiAffinityGroups) != 1 || got.PublicIP == nil:
-		t.Errorf("instance = groups %v, anti-affinity %v, IP %v", got.SecurityGroups, got.AntiAffinityGroups, got.PublicIP)
+	case len(got.SecurityGroups) != 1 || len(got.AntiAffinityGroups) != 1 || got.PublicIP == nil || got.MACAddress == "" || got.SecurebootEnabled == nil || got.TpmEnabled == nil:
+		t.Errorf("instance = groups %v, anti-affinity %v, IP %v, MAC %q, secure boot %v, TPM %v; want all of them", got.SecurityGroups, got.AntiAffinityGroups, got.PublicIP, got.MACAddress, got.SecurebootEnabled, got.TpmEnabled)
 	}
 	_, err = c.CreateInstance(ctx, v3.CreateInstanceRequest{DiskSize: 20, InstanceType: &types.InstanceTypes[0], Template: &tpls.Templates[0], UserData: "not base64!"})
 	refused("CreateInstance with raw user data", v3.ErrBadRequest, err)
