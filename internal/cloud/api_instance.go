@@ -21,6 +21,7 @@ import (
 
 type standaloneRecord struct {
 	ID                 string            `json:"id"`
+	Zone               string            `json:"zone"`
 	Name               string            `json:"name"`
 	State              string            `json:"state"`
 	InstanceTypeID     string            `json:"instance-type"`
@@ -95,9 +96,9 @@ func (c *Cloud) standaloneAPILocked(s *standaloneRecord) apiStandaloneInstance {
 	return out
 }
 
-func (c *Cloud) standaloneLocked(id string) (*standaloneRecord, error) {
-	s := c.res.standalone[id]
-	if s == nil {
+func (c *Cloud) standaloneLocked(zone, id string) (*standaloneRecord, error) {
+	s, ok := lookupZonal(c.res.standalone, zone, id)
+	if !ok {
 		return nil, notFound("instance", id)
 	}
 	return s, nil
@@ -168,7 +169,7 @@ func (c *Cloud) createStandalone(r *http.Request) (any, error) {
 		}
 	}
 	s := &standaloneRecord{
-		ID: newUUID(), Name: req.Name, State: stateRunning, InstanceTypeID: req.InstanceType.ID,
+		ID: newUUID(), Zone: c.recordZone(r), Name: req.Name, State: stateRunning, InstanceTypeID: req.InstanceType.ID,
 		TemplateID: req.Template.ID, DiskSize: *req.DiskSize, PublicIPAssignment: req.PublicIPAssignment,
 		Labels: req.Labels, SecurebootEnabled: req.SecurebootEnabled, TPMEnabled: req.TPMEnabled,
 	}
@@ -192,7 +193,7 @@ func (c *Cloud) createStandalone(r *http.Request) (any, error) {
 		}
 	}
 	for _, ref := range req.AntiAffinityGroups {
-		if c.res.antiAffinity[ref.ID] == nil {
+		if _, ok := lookupZonal(c.res.antiAffinity, s.Zone, ref.ID); !ok {
 			return nil, notFound("anti-affinity group", ref.ID)
 		}
 		s.AntiAffinityGroups = append(s.AntiAffinityGroups, ref.ID)
@@ -252,7 +253,7 @@ func (c *Cloud) updateStandalone(r *http.Request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, err := c.standaloneForUpdateLocked(id)
+	s, err := c.standaloneForUpdateLocked(c.recordZone(r), id)
 	if err != nil {
 		return nil, err
 	}
@@ -274,8 +275,8 @@ func (c *Cloud) updateStandalone(r *http.Request) (any, error) {
 
 // standaloneForUpdateLocked returns standalone instance id; a pool member
 // is refused with 400, an unknown ID with 404.
-func (c *Cloud) standaloneForUpdateLocked(id string) (*standaloneRecord, error) {
-	if s := c.res.standalone[id]; s != nil {
+func (c *Cloud) standaloneForUpdateLocked(zone, id string) (*standaloneRecord, error) {
+	if s, ok := lookupZonal(c.res.standalone, zone, id); ok {
 		return s, nil
 	}
 	if m := c.instances[id]; m != nil {
@@ -294,7 +295,7 @@ func (c *Cloud) instanceAction(action string) apiFunc {
 		id := r.PathValue("id")
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		s, err := c.standaloneForUpdateLocked(id)
+		s, err := c.standaloneForUpdateLocked(c.recordZone(r), id)
 		if err != nil {
 			return nil, err
 		}
@@ -351,7 +352,7 @@ func (c *Cloud) listAllInstances(r *http.Request) (any, error) {
 	if q.Get("manager-id") == "" && q.Get("manager-type") == "" {
 		ip := q.Get("ip-address")
 		c.mu.Lock()
-		for _, s := range c.res.standalone {
+		for _, s := range inZone(c.res.standalone, c.recordZone(r)) {
 			if ip == "" || (s.IP.IsValid() && s.IP.String() == ip) {
 				all = append(all, entry{s.CreatedAt, s.Name, c.standaloneAPILocked(s)})
 			}
@@ -375,13 +376,13 @@ func (c *Cloud) listAllInstances(r *http.Request) (any, error) {
 // members.
 func (c *Cloud) getAnyInstance(r *http.Request) (any, error) {
 	c.mu.Lock()
-	s := c.res.standalone[r.PathValue("id")]
+	s, ok := lookupZonal(c.res.standalone, c.recordZone(r), r.PathValue("id"))
 	var out apiStandaloneInstance
-	if s != nil {
+	if ok {
 		out = c.standaloneAPILocked(s)
 	}
 	c.mu.Unlock()
-	if s == nil {
+	if !ok {
 		return c.getInstance(r)
 	}
 	return out, nil
@@ -392,8 +393,8 @@ func (c *Cloud) getAnyInstance(r *http.Request) (any, error) {
 func (c *Cloud) deleteAnyInstance(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
-	s := c.res.standalone[id]
-	if s == nil {
+	s, ok := lookupZonal(c.res.standalone, c.recordZone(r), id)
+	if !ok {
 		c.mu.Unlock()
 		return c.deleteInstance(r)
 	}
@@ -410,17 +411,18 @@ func (c *Cloud) deleteAnyInstance(r *http.Request) (any, error) {
 	return c.doneOpLocked(r, "delete-instance", id, instanceLink(id)), nil
 }
 
-// instanceExistsLocked reports whether id is a standalone instance or a
-// pool member.
-func (c *Cloud) instanceExistsLocked(id string) bool {
-	return c.res.standalone[id] != nil || c.instances[id] != nil
+// instanceExistsLocked reports whether id is a standalone instance of zone
+// or a pool member.
+func (c *Cloud) instanceExistsLocked(zone, id string) bool {
+	_, ok := lookupZonal(c.res.standalone, zone, id)
+	return ok || c.instances[id] != nil
 }
 
 func (c *Cloud) getReverseDNS(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.instanceExistsLocked(id) {
+	if !c.instanceExistsLocked(c.recordZone(r), id) {
 		return nil, notFound("instance", id)
 	}
 	name, ok := c.res.reverseDNS[id]
@@ -443,7 +445,7 @@ func (c *Cloud) updateReverseDNS(r *http.Request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.instanceExistsLocked(id) {
+	if !c.instanceExistsLocked(c.recordZone(r), id) {
 		return nil, notFound("instance", id)
 	}
 	c.res.reverseDNS[id] = req.DomainName
@@ -454,7 +456,7 @@ func (c *Cloud) deleteReverseDNS(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.instanceExistsLocked(id) {
+	if !c.instanceExistsLocked(c.recordZone(r), id) {
 		return nil, notFound("instance", id)
 	}
 	if _, ok := c.res.reverseDNS[id]; !ok {
@@ -463,3 +465,5 @@ func (c *Cloud) deleteReverseDNS(r *http.Request) (any, error) {
 	delete(c.res.reverseDNS, id)
 	return c.doneOpLocked(r, "delete-reverse-dns-instance", id, instanceLink(id)), nil
 }
+
+func (s *standaloneRecord) zoneName() string { return s.Zone }

@@ -14,6 +14,7 @@ import (
 
 type aagRecord struct {
 	ID          string    `json:"id"`
+	Zone        string    `json:"zone"`
 	Name        string    `json:"name"`
 	Description string    `json:"description,omitempty"`
 	CreatedAt   time.Time `json:"created-at"`
@@ -30,7 +31,7 @@ func aagLink(id string) string { return "/v2/anti-affinity-group/" + id }
 
 func (c *Cloud) aagAPILocked(g *aagRecord) apiAntiAffinityGroup {
 	out := apiAntiAffinityGroup{ID: g.ID, Name: g.Name, Description: g.Description, Instances: []apiRef{}}
-	for _, inst := range sortedValues(c.res.standalone) {
+	for _, inst := range inZone(c.res.standalone, g.Zone) {
 		if slices.Contains(inst.AntiAffinityGroups, g.ID) {
 			out.Instances = append(out.Instances, apiRef{ID: inst.ID})
 		}
@@ -38,11 +39,11 @@ func (c *Cloud) aagAPILocked(g *aagRecord) apiAntiAffinityGroup {
 	return out
 }
 
-func (c *Cloud) listAntiAffinityGroups(*http.Request) (any, error) {
+func (c *Cloud) listAntiAffinityGroups(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []apiAntiAffinityGroup{}
-	for _, g := range sortedValues(c.res.antiAffinity) {
+	for _, g := range inZone(c.res.antiAffinity, c.recordZone(r)) {
 		out = append(out, c.aagAPILocked(g))
 	}
 	return map[string]any{"anti-affinity-groups": out}, nil
@@ -51,8 +52,8 @@ func (c *Cloud) listAntiAffinityGroups(*http.Request) (any, error) {
 func (c *Cloud) getAntiAffinityGroup(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := c.res.antiAffinity[r.PathValue("id")]
-	if g == nil {
+	g, ok := lookupZonal(c.res.antiAffinity, c.recordZone(r), r.PathValue("id"))
+	if !ok {
 		return nil, notFound("anti-affinity group", r.PathValue("id"))
 	}
 	return c.aagAPILocked(g), nil
@@ -65,12 +66,12 @@ func (c *Cloud) createAntiAffinityGroup(r *http.Request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, g := range c.res.antiAffinity {
+	for _, g := range inZone(c.res.antiAffinity, c.recordZone(r)) {
 		if g.Name == req.Name {
 			return nil, errorf(http.StatusConflict, "an anti-affinity group named %q already exists", req.Name)
 		}
 	}
-	g := &aagRecord{ID: newUUID(), Name: req.Name, Description: req.Description, CreatedAt: c.nowUTC()}
+	g := &aagRecord{ID: newUUID(), Zone: c.recordZone(r), Name: req.Name, Description: req.Description, CreatedAt: c.nowUTC()}
 	c.res.antiAffinity[g.ID] = g
 	c.log.Info("anti-affinity group created", "anti_affinity_group", g.ID, "name", g.Name)
 	return c.doneOpLocked(r, "create-anti-affinity-group", g.ID, aagLink(g.ID)), nil
@@ -80,8 +81,8 @@ func (c *Cloud) deleteAntiAffinityGroup(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := c.res.antiAffinity[id]
-	if g == nil {
+	g, ok := lookupZonal(c.res.antiAffinity, c.recordZone(r), id)
+	if !ok {
 		return nil, notFound("anti-affinity group", id)
 	}
 	if n := len(c.aagAPILocked(g).Instances); n > 0 {
@@ -101,6 +102,7 @@ func (c *Cloud) deleteAntiAffinityGroup(r *http.Request) (any, error) {
 // always empty: nothing attaches to it).
 type privNetRecord struct {
 	ID          string            `json:"id"`
+	Zone        string            `json:"zone,omitempty"`
 	Name        string            `json:"name"`
 	Description string            `json:"description,omitempty"`
 	Netmask     string            `json:"netmask,omitempty"`
@@ -139,7 +141,7 @@ func privNetLink(id string) string { return "/v2/private-network/" + id }
 
 func privNetAPI(n *privNetRecord) privNetRecord {
 	out := *n
-	out.CreatedAt = nil // not a field of private-network
+	out.CreatedAt, out.Zone = nil, "" // not fields of private-network
 	if out.Leases == nil {
 		out.Leases = []privNetLease{}
 	}
@@ -193,11 +195,11 @@ func applyPrivNet(n *privNetRecord, req privNetRequest) error {
 	return nil
 }
 
-func (c *Cloud) listPrivateNetworks(*http.Request) (any, error) {
+func (c *Cloud) listPrivateNetworks(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []privNetRecord{}
-	for _, n := range sortedValues(c.res.privateNets) {
+	for _, n := range inZone(c.res.privateNets, c.recordZone(r)) {
 		out = append(out, privNetAPI(n))
 	}
 	return map[string]any{"private-networks": out}, nil
@@ -206,8 +208,8 @@ func (c *Cloud) listPrivateNetworks(*http.Request) (any, error) {
 func (c *Cloud) getPrivateNetwork(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.res.privateNets[r.PathValue("id")]
-	if n == nil {
+	n, ok := lookupZonal(c.res.privateNets, c.recordZone(r), r.PathValue("id"))
+	if !ok {
 		return nil, notFound("private network", r.PathValue("id"))
 	}
 	return privNetAPI(n), nil
@@ -224,11 +226,11 @@ func (c *Cloud) createPrivateNetwork(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.nowUTC()
-	n := &privNetRecord{ID: newUUID(), CreatedAt: &now}
+	n := &privNetRecord{ID: newUUID(), Zone: c.recordZone(r), CreatedAt: &now}
 	if err := applyPrivNet(n, req); err != nil {
 		return nil, err
 	}
-	for _, other := range c.res.privateNets {
+	for _, other := range inZone(c.res.privateNets, n.Zone) {
 		if other.Name == n.Name {
 			return nil, errorf(http.StatusConflict, "a private network named %q already exists", n.Name)
 		}
@@ -248,8 +250,8 @@ func (c *Cloud) updatePrivateNetwork(r *http.Request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.res.privateNets[id]
-	if n == nil {
+	n, ok := lookupZonal(c.res.privateNets, c.recordZone(r), id)
+	if !ok {
 		return nil, notFound("private network", id)
 	}
 	upd := *n
@@ -264,7 +266,7 @@ func (c *Cloud) deletePrivateNetwork(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.res.privateNets[id] == nil {
+	if _, ok := lookupZonal(c.res.privateNets, c.recordZone(r), id); !ok {
 		return nil, notFound("private network", id)
 	}
 	delete(c.res.privateNets, id)
@@ -274,6 +276,7 @@ func (c *Cloud) deletePrivateNetwork(r *http.Request) (any, error) {
 
 type eipRecord struct {
 	ID          string            `json:"id"`
+	Zone        string            `json:"zone"`
 	IP          netip.Addr        `json:"ip"`
 	Description string            `json:"description,omitempty"`
 	Healthcheck *eipHealthcheck   `json:"healthcheck,omitempty"`
@@ -345,11 +348,11 @@ func validEIPHealthcheck(h *eipHealthcheck) error {
 	return nil
 }
 
-func (c *Cloud) listElasticIPs(*http.Request) (any, error) {
+func (c *Cloud) listElasticIPs(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []apiElasticIP{}
-	for _, e := range sortedValues(c.res.elasticIPs) {
+	for _, e := range inZone(c.res.elasticIPs, c.recordZone(r)) {
 		out = append(out, eipAPI(e))
 	}
 	return map[string]any{"elastic-ips": out}, nil
@@ -358,8 +361,8 @@ func (c *Cloud) listElasticIPs(*http.Request) (any, error) {
 func (c *Cloud) getElasticIP(r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.res.elasticIPs[r.PathValue("id")]
-	if e == nil {
+	e, ok := lookupZonal(c.res.elasticIPs, c.recordZone(r), r.PathValue("id"))
+	if !ok {
 		return nil, notFound("elastic IP", r.PathValue("id"))
 	}
 	return eipAPI(e), nil
@@ -388,7 +391,7 @@ func (c *Cloud) createElasticIP(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, errorf(http.StatusServiceUnavailable, "allocate elastic IP: %v", err)
 	}
-	e.ID, e.IP, e.CreatedAt = newUUID(), ip, c.nowUTC()
+	e.ID, e.Zone, e.IP, e.CreatedAt = newUUID(), c.recordZone(r), ip, c.nowUTC()
 	c.res.elasticIPs[e.ID] = e
 	c.log.Info("elastic IP created", "elastic_ip", e.ID, "ip", ip)
 	return c.doneOpLocked(r, "create-elastic-ip", e.ID, eipLink(e.ID)), nil
@@ -413,8 +416,8 @@ func (c *Cloud) updateElasticIP(r *http.Request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.res.elasticIPs[id]
-	if e == nil {
+	e, ok := lookupZonal(c.res.elasticIPs, c.recordZone(r), id)
+	if !ok {
 		return nil, notFound("elastic IP", id)
 	}
 	if req.Description != nil {
@@ -433,8 +436,8 @@ func (c *Cloud) deleteElasticIP(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.res.elasticIPs[id]
-	if e == nil {
+	e, ok := lookupZonal(c.res.elasticIPs, c.recordZone(r), id)
+	if !ok {
 		return nil, notFound("elastic IP", id)
 	}
 	delete(c.res.elasticIPs, id)
@@ -442,3 +445,7 @@ func (c *Cloud) deleteElasticIP(r *http.Request) (any, error) {
 	c.log.Info("elastic IP deleted", "elastic_ip", id, "ip", e.IP)
 	return c.doneOpLocked(r, "delete-elastic-ip", id, eipLink(id)), nil
 }
+
+func (g *aagRecord) zoneName() string     { return g.Zone }
+func (n *privNetRecord) zoneName() string { return n.Zone }
+func (e *eipRecord) zoneName() string     { return e.Zone }

@@ -66,8 +66,9 @@ func readPoolRefs(r *http.Request) (poolRefsRequest, bool, error) {
 	return req, true, nil
 }
 
-// applyPoolRefsLocked checks req's references and applies them to refs.
-func (c *Cloud) applyPoolRefsLocked(refs *poolRefs, req poolRefsRequest) error {
+// applyPoolRefsLocked checks req's references (zonal ones in zone) and
+// applies them to refs.
+func (c *Cloud) applyPoolRefsLocked(zone string, refs *poolRefs, req poolRefsRequest) error {
 	check := func(dst *[]string, in *[]apiRef, kind string, exists func(string) bool) error {
 		if in == nil {
 			return nil
@@ -87,9 +88,9 @@ func (c *Cloud) applyPoolRefsLocked(refs *poolRefs, req poolRefsRequest) error {
 	res := c.res
 	for _, err := range []error{
 		check(&refs.SecurityGroups, req.SecurityGroups, "security group", func(id string) bool { return res.securityGroups[id] != nil }),
-		check(&refs.AntiAffinityGroups, req.AntiAffinityGroups, "anti-affinity group", func(id string) bool { return res.antiAffinity[id] != nil }),
-		check(&refs.PrivateNetworks, req.PrivateNetworks, "private network", func(id string) bool { return res.privateNets[id] != nil }),
-		check(&refs.ElasticIPs, req.ElasticIPs, "elastic IP", func(id string) bool { return res.elasticIPs[id] != nil }),
+		check(&refs.AntiAffinityGroups, req.AntiAffinityGroups, "anti-affinity group", func(id string) bool { _, ok := lookupZonal(res.antiAffinity, zone, id); return ok }),
+		check(&refs.PrivateNetworks, req.PrivateNetworks, "private network", func(id string) bool { _, ok := lookupZonal(res.privateNets, zone, id); return ok }),
+		check(&refs.ElasticIPs, req.ElasticIPs, "elastic IP", func(id string) bool { _, ok := lookupZonal(res.elasticIPs, zone, id); return ok }),
 	} {
 		if err != nil {
 			return err
@@ -134,7 +135,7 @@ func (c *Cloud) createPoolWithRefs(r *http.Request) (any, error) {
 	}
 	var refs poolRefs
 	c.mu.Lock()
-	err = c.applyPoolRefsLocked(&refs, req)
+	err = c.applyPoolRefsLocked(c.recordZone(r), &refs, req)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -168,7 +169,7 @@ func (c *Cloud) putPoolWithRefs(r *http.Request) (any, error) {
 	if old := c.res.poolRefs[id]; old != nil {
 		refs = *old
 	}
-	err = c.applyPoolRefsLocked(&refs, req)
+	err = c.applyPoolRefsLocked(c.recordZone(r), &refs, req)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -240,7 +240,7 @@ func (c *Cloud) sgMembership(r *http.Request, attach bool) (any, error) {
 	if _, err := c.sgLocked(id); err != nil {
 		return nil, err
 	}
-	inst, err := c.standaloneLocked(req.Instance.ID)
+	inst, err := c.standaloneLocked(c.recordZone(r), req.Instance.ID)
 	if err != nil {
 		return nil, err
 	}

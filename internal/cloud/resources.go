@@ -6,6 +6,7 @@
 package cloud
 
 import (
+	"cmp"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -112,17 +113,21 @@ func (c *Cloud) restoreResourcesLocked(d *resourcesDoc) {
 		s.sshKeys[r.Name] = r
 	}
 	for _, r := range d.AntiAffinity {
+		r.Zone = cmp.Or(r.Zone, c.cfg.Zone)
 		s.antiAffinity[r.ID] = r
 	}
 	for _, r := range d.PrivateNets {
+		r.Zone = cmp.Or(r.Zone, c.cfg.Zone)
 		s.privateNets[r.ID] = r
 	}
 	for _, r := range d.ElasticIPs {
+		r.Zone = cmp.Or(r.Zone, c.cfg.Zone)
 		if c.restoreAddr(c.nlbIPs, &r.IP, "elastic IP", r.ID) {
 			s.elasticIPs[r.ID] = r
 		}
 	}
 	for _, r := range d.Standalone {
+		r.Zone = cmp.Or(r.Zone, c.cfg.Zone)
 		if !r.IP.IsValid() || c.restoreAddr(c.memberIPs, &r.IP, "instance", r.ID) {
 			s.standalone[r.ID] = r
 		}
@@ -276,6 +281,36 @@ func validLabels(labels map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// recordZone is the zone request r addresses, which zonal records
+// (standalone instances, private networks, elastic IPs, anti-affinity
+// groups) belong to and are looked up in: Config.Zone, the only zone served.
+// Security groups, SSH keys and IAM are global, as on Exoscale.
+func (c *Cloud) recordZone(_ *http.Request) string { return c.cfg.Zone }
+
+// zonal is a record that belongs to a zone.
+type zonal interface{ zoneName() string }
+
+// lookupZonal returns m[id] if it belongs to zone.
+func lookupZonal[T zonal](m map[string]T, zone, id string) (T, bool) {
+	v, ok := m[id]
+	if !ok || v.zoneName() != zone {
+		var zero T
+		return zero, false
+	}
+	return v, true
+}
+
+// inZone returns the records of m in zone, ordered by ID.
+func inZone[T zonal](m map[string]T, zone string) []T {
+	var out []T
+	for _, v := range sortedValues(m) {
+		if v.zoneName() == zone {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // nameDescription is the body of the create endpoints that take a name
