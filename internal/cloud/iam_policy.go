@@ -225,6 +225,10 @@ var apiOperations = map[string]iamRequest{
 	"PUT /instance-pool/{id}:scale": {"compute", "scale-instance-pool"},
 	"PUT /instance-pool/{id}:evict": {"compute", "evict-instance-pool-members"},
 	"DELETE /instance-pool/{id}":    {"compute", "delete-instance-pool"},
+	// Reset-field endpoints: Terraform clears a description or labels with them.
+	"DELETE /instance-pool/{id}/{field}":                      {"compute", "reset-instance-pool-field"},
+	"DELETE /load-balancer/{id}/{field}":                      {"compute", "reset-load-balancer-field"},
+	"DELETE /load-balancer/{id}/service/{service-id}/{field}": {"compute", "reset-load-balancer-service-field"},
 
 	"GET /instance":                        {"compute", "list-instances"},
 	"POST /instance":                       {"compute", "create-instance"},
