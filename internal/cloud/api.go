@@ -48,7 +48,7 @@ type route struct {
 // routes lists every endpoint. Each resource contributes its own list
 // (catalogRoutes, poolRoutes, ...): a new resource adds its function here.
 func (c *Cloud) routes() []route {
-	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes())
+	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes(), c.resourceRoutes())
 }
 
 // Routes returns the served endpoints as "METHOD /path", with the spec's
@@ -149,8 +149,9 @@ func muxWildcards(path string) string {
 // Config.Zone, under /zone/<name>/v2 for every zone of Zones (also for a
 // Host of api-<name>.exoscale.com, see requestZone); an unknown zone is 404.
 // GET /v2/zone is public (egoscale does not sign it); every other endpoint
-// requires a request signed with the configured key (EXO2-HMAC-SHA256,
-// over the path as sent), else 403.
+// requires a request signed (EXO2-HMAC-SHA256, over the path as sent) with
+// the configured key or an API key created through POST /api-key, whose
+// role's policy must allow the operation (authorize), else 403.
 func (c *Cloud) Handler() http.Handler {
 	api := c.mux()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -171,13 +172,21 @@ func (c *Cloud) Handler() http.Handler {
 			return
 		}
 		sr := signedRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: r.URL.Query(), Body: body}
-		if _, err := verifyRequest(sr, r.Header.Get("Authorization"), c.secrets, c.now()); err != nil {
+		key, err := verifyRequest(sr, r.Header.Get("Authorization"), c.credentials(), c.now())
+		if err != nil {
 			c.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "err", err)
 			writeError(w, errorf(http.StatusForbidden, "%v", err))
 			return
 		}
 		r = withZone(r, zone)
 		r.URL.Path, r.URL.RawPath = path, rawPath
+		if _, pattern := api.Handler(r); pattern != "/" && pattern != "" { // unknown endpoints answer 404
+			if err := c.authorize(r, key); err != nil {
+				c.log.Info("request forbidden", "method", r.Method, "path", r.URL.Path, "key", key, "err", err)
+				writeError(w, errorf(http.StatusForbidden, "%v", err))
+				return
+			}
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		api.ServeHTTP(w, r)
 	})

@@ -384,6 +384,8 @@ var Deviations = []Deviation{
 		Why: "egoscale v3's UpdateInstancePoolRequest always sends deploy-target, null when unset; Exoscale accepts it"},
 	{Where: "request", PathSuffix: []string{"ssh-key"}, SchemaField: "nullable",
 		Why: "egoscale v3's UpdateInstancePoolRequest always sends ssh-key, null when unset; Exoscale accepts it"},
+	{Where: "response", PathSuffix: []string{"rules"}, SchemaField: "writeOnly",
+		Why: "the spec marks security-group rules writeOnly, yet Exoscale returns them and egoscale v2 and v3, the CLI and the Terraform provider all read them"},
 }
 
 func tolerated(where string, ptr []string, field string) bool {
