@@ -181,6 +181,34 @@ func (c *Cloud) updatePoolWithRefs(r *http.Request) (any, error) {
 	return v, nil
 }
 
+// resetPoolFieldWithRefs serves DELETE /instance-pool/{id}/{field}:
+// resetPoolField, then a reference field or user-data is cleared.
+func (c *Cloud) resetPoolFieldWithRefs(r *http.Request) (any, error) {
+	v, err := c.resetPoolField(r)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pr := c.res.poolRefs[r.PathValue("id")]; pr != nil {
+		switch r.PathValue("field") {
+		case "security-groups":
+			pr.SecurityGroups = nil
+		case "anti-affinity-groups":
+			pr.AntiAffinityGroups = nil
+		case "private-networks":
+			pr.PrivateNetworks = nil
+		case "elastic-ips":
+			pr.ElasticIPs = nil
+		case "ssh-key":
+			pr.SSHKeys = nil
+		case "user-data":
+			pr.UserData = ""
+		}
+	}
+	return v, nil
+}
+
 // deletePoolWithRefs serves DELETE /instance-pool/{id}: deletePool, then
 // the pool's references are dropped.
 func (c *Cloud) deletePoolWithRefs(r *http.Request) (any, error) {

@@ -357,10 +357,17 @@ func TestPoolReferences(t *testing.T) {
 	if p, err := c.GetInstancePool(ctx, pool); err != nil || p.SSHKey != nil || len(p.SecurityGroups) != 1 {
 		t.Errorf("pool after clearing the key: %+v, %v; want no key, the group kept", p, err)
 	}
+	// Terraform clears a reference with the reset-field endpoint; the group
+	// is then free while the pool lives on.
+	op, err = c.ResetInstancePoolField(ctx, pool, v3.ResetInstancePoolFieldFieldAntiAffinityGroups)
+	wait("ResetInstancePoolField anti-affinity-groups", op, err)
+	if p, err := c.GetInstancePool(ctx, pool); err != nil || len(p.AntiAffinityGroups) != 0 || len(p.SecurityGroups) != 1 {
+		t.Errorf("pool after resetting anti-affinity-groups: %+v, %v; want none, the security group kept", p, err)
+	}
+	op, err = c.DeleteAntiAffinityGroup(ctx, aag)
+	wait("DeleteAntiAffinityGroup after the reset", op, err)
 	op, err = c.DeleteInstancePool(ctx, pool)
 	wait("DeleteInstancePool", op, err)
 	op, err = c.DeleteSecurityGroup(ctx, sg)
 	wait("DeleteSecurityGroup after the pool", op, err)
-	op, err = c.DeleteAntiAffinityGroup(ctx, aag)
-	wait("DeleteAntiAffinityGroup after the pool", op, err)
 }
