@@ -273,13 +273,13 @@ func (c *Cloud) updateStandalone(r *http.Request) (any, error) {
 	return c.doneOpLocked(r, "update-instance", id, instanceLink(id)), nil
 }
 
-// standaloneForUpdateLocked returns standalone instance id; a pool member
-// is refused with 400, an unknown ID with 404.
+// standaloneForUpdateLocked returns standalone instance id of zone; a pool
+// member of zone is refused with 400, an unknown ID with 404.
 func (c *Cloud) standaloneForUpdateLocked(zone, id string) (*standaloneRecord, error) {
 	if s, ok := lookupZonal(c.res.standalone, zone, id); ok {
 		return s, nil
 	}
-	if m := c.instances[id]; m != nil {
+	if m := c.instances[id]; m != nil && m.rec.Zone == zone {
 		return nil, errorf(http.StatusBadRequest, "instance %q is managed by instance pool %q", id, m.rec.PoolID)
 	}
 	return nil, notFound("instance", id)
@@ -411,11 +411,12 @@ func (c *Cloud) deleteAnyInstance(r *http.Request) (any, error) {
 	return c.doneOpLocked(r, "delete-instance", id, instanceLink(id)), nil
 }
 
-// instanceExistsLocked reports whether id is a standalone instance of zone
-// or a pool member.
+// instanceExistsLocked reports whether id is a standalone instance or a
+// pool member of zone.
 func (c *Cloud) instanceExistsLocked(zone, id string) bool {
 	_, ok := lookupZonal(c.res.standalone, zone, id)
-	return ok || c.instances[id] != nil
+	m := c.instances[id]
+	return ok || (m != nil && m.rec.Zone == zone)
 }
 
 func (c *Cloud) getReverseDNS(r *http.Request) (any, error) {

@@ -371,3 +371,72 @@ func TestPoolReferences(t *testing.T) {
 	op, err = c.DeleteSecurityGroup(ctx, sg)
 	wait("DeleteSecurityGroup after the pool", op, err)
 }
+
+// TestRecordZones checks that zonal records (here a private network) belong
+// to the zone they were created in, with their operations, and that a pool
+// cannot reference another zone's, while security groups are global.
+func TestRecordZones(t *testing.T) {
+	env := cloudtest.Start(t, cloudtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ep, err := env.Client.GetZoneAPIEndpoint(ctx, "de-fra-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fra, home := env.Client.WithEndpoint(ep), env.Client
+	wait := func(c *v3.Client, what string, op *v3.Operation, err error) v3.UUID {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if op, err = c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
+			t.Fatalf("%s: wait: %v", what, err)
+		}
+		return op.Reference.ID
+	}
+	op, err := fra.CreatePrivateNetwork(ctx, v3.CreatePrivateNetworkRequest{Name: "in-fra"})
+	if err == nil {
+		if _, err := home.GetOperation(ctx, op.ID); !errors.Is(err, v3.ErrNotFound) {
+			t.Errorf("de-fra-1's operation in %s: err = %v, want not found", env.Zone, err)
+		}
+	}
+	pn := wait(fra, "CreatePrivateNetwork in de-fra-1", op, err)
+	if l, err := fra.ListPrivateNetworks(ctx); err != nil || len(l.PrivateNetworks) != 1 || l.PrivateNetworks[0].ID != pn {
+		t.Errorf("de-fra-1 private networks = %+v, %v; want [%s]", l, err, pn)
+	}
+	if l, err := home.ListPrivateNetworks(ctx); err != nil || len(l.PrivateNetworks) != 0 {
+		t.Errorf("%s private networks = %+v, %v; want none", env.Zone, l, err)
+	}
+	if _, err := home.GetPrivateNetwork(ctx, pn); !errors.Is(err, v3.ErrNotFound) {
+		t.Errorf("get de-fra-1's private network in %s: err = %v, want not found", env.Zone, err)
+	}
+	pool := env.CreatePool(t, 1)
+	_, err = home.UpdateInstancePool(ctx, pool, v3.UpdateInstancePoolRequest{PrivateNetworks: []v3.PrivateNetwork{{ID: pn}}})
+	if !errors.Is(err, v3.ErrNotFound) {
+		t.Errorf("pool of %s referencing de-fra-1's private network: err = %v, want 404", env.Zone, err)
+	}
+	// The pool's member is an instance of its zone only.
+	p, err := home.GetInstancePool(ctx, pool)
+	if err != nil || len(p.Instances) != 1 {
+		t.Fatalf("GetInstancePool: %+v, %v; want one member", p, err)
+	}
+	member := p.Instances[0].ID
+	_, err = fra.UpdateReverseDNSInstance(ctx, member, v3.UpdateReverseDNSInstanceRequest{DomainName: "member.example.net."})
+	if !errors.Is(err, v3.ErrNotFound) {
+		t.Errorf("reverse DNS of a %s member set through de-fra-1: err = %v, want 404", env.Zone, err)
+	}
+	_, err = fra.UpdateInstance(ctx, member, v3.UpdateInstanceRequest{Name: "renamed"})
+	if !errors.Is(err, v3.ErrNotFound) {
+		t.Errorf("update of a %s member through de-fra-1: err = %v, want 404 (in its zone: 400)", env.Zone, err)
+	}
+
+	op, err = fra.CreateSecurityGroup(ctx, v3.CreateSecurityGroupRequest{Name: "global"})
+	sg := wait(fra, "CreateSecurityGroup in de-fra-1", op, err)
+	if _, err := home.GetSecurityGroup(ctx, sg); err != nil {
+		t.Errorf("security group created in de-fra-1, read in %s: %v", env.Zone, err)
+	}
+	op, err = home.DeleteSecurityGroup(ctx, sg)
+	wait(home, "DeleteSecurityGroup in the other zone", op, err)
+	op, err = fra.DeletePrivateNetwork(ctx, pn)
+	wait(fra, "DeletePrivateNetwork in de-fra-1", op, err)
+}
