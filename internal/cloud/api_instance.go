@@ -49,12 +49,6 @@ type apiStandaloneInstance struct {
 	SSHKey             *apiSSHKey  `json:"ssh-key,omitempty"`
 	SSHKeys            []apiSSHKey `json:"ssh-keys,omitempty"`
 	AntiAffinityGroups []apiRef    `json:"anti-affinity-groups,omitempty"`
-	MACAddress         string      `json:"mac-address"`
-	SecurebootEnabled  bool        `json:"secureboot-enabled"`
-	TPMEnabled         bool        `json:"tpm-enabled"`
-	// Booleans Exoscale always reports; always false here.
-	DiskEncrypted          bool `json:"disk-encrypted"`
-	AppConsistentSnapshots bool `json:"application-consistent-snapshot-enabled"`
 }
 
 // standaloneMAC derives a standalone instance's MAC address from its ID
@@ -78,10 +72,10 @@ func (c *Cloud) standaloneAPILocked(s *standaloneRecord) apiStandaloneInstance {
 	out := apiStandaloneInstance{
 		apiInstance: apiInstance{
 			ID: s.ID, Name: s.Name, State: s.State, PublicIPAssignment: s.PublicIPAssignment,
-			CreatedAt: s.CreatedAt, DiskSize: s.DiskSize, Labels: s.Labels,
+			CreatedAt: s.CreatedAt, DiskSize: s.DiskSize, Labels: s.Labels, MACAddress: standaloneMAC(s.ID),
+			SecurebootEnabled: s.SecurebootEnabled, TPMEnabled: s.TPMEnabled,
 		},
 		UserData: s.UserData, SecurityGroups: refs(s.SecurityGroups), AntiAffinityGroups: refs(s.AntiAffinityGroups),
-		SecurebootEnabled: s.SecurebootEnabled, TPMEnabled: s.TPMEnabled, MACAddress: standaloneMAC(s.ID),
 	}
 	if s.IP.IsValid() {
 		out.PublicIP = s.IP.String()
