@@ -46,10 +46,11 @@ func newV2Client(t *testing.T, key, secret, endpoint string, tr *http.Transport)
 }
 
 // startFront serves an HTTPS front for env's cloud on 127.0.0.1 until the
-// test ends and returns its address and CA file.
+// test ends and returns its address and CA file. The exchanges through it
+// are checked against the spec, as env's own are.
 func startFront(t *testing.T, env *cloudtest.Env) (addr, caFile string) {
 	t.Helper()
-	return serveFront(t, env.Cloud.Handler(), t.TempDir())
+	return serveFront(t, cloudtest.Validated(t, env.Cloud.Handler()), t.TempDir())
 }
 
 // serveFront serves an HTTPS front for handler, with its CA in dir, on
