@@ -46,6 +46,7 @@ var cloudEnv = map[string][]string{
 	"cgroup-parent":    {"TIDEPOOL_CLOUD_CGROUP_PARENT"},
 	"member-logs":      {"TIDEPOOL_CLOUD_MEMBER_LOGS"},
 	"log-level":        {"TIDEPOOL_LOG_LEVEL"},
+	"https-proxy":      {"TIDEPOOL_CLOUD_HTTPS_PROXY"},
 }
 
 // cloudHTTPShutdown bounds closing the API server after SIGTERM.
@@ -76,6 +77,7 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup under which member groups are created (default \"tidepool\")")
 	memberLogs := fs.Bool("member-logs", false, "copy the members' output to stderr")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	httpsProxy := fs.String("https-proxy", "", "loopback address of an HTTPS front (CONNECT proxy for *.exoscale.com:443 with its own CA in --state-dir) for clients with a fixed host; empty: none")
 	if code, ok := parseFlags(fs, args, cloudEnv); !ok {
 		return code
 	}
@@ -117,6 +119,17 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err := checkListen("listen", *listen); err != nil {
 		return usageError(fs, err)
+	}
+	if *httpsProxy != "" {
+		if err := checkListen("https-proxy", *httpsProxy); err != nil {
+			return usageError(fs, err)
+		}
+		if err := loopbackAddr(*httpsProxy); err != nil {
+			return usageError(fs, fmt.Errorf("-https-proxy: %w", err))
+		}
+		if cfg.StateDir == "" {
+			return usageError(fs, errors.New("-https-proxy needs -state-dir (the front's CA is kept there)"))
+		}
 	}
 	if *appBinary != "" {
 		bin := *appBinary
@@ -164,6 +177,21 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logger.Warn("member CPU limits unavailable", "warning", w)
 	}
 
+	var front *cloud.HTTPSFront
+	var frontLn net.Listener
+	if *httpsProxy != "" {
+		if front, err = cloud.NewHTTPSFront(cloud.HTTPSFrontConfig{Handler: c.Handler(), Dir: cfg.StateDir, Logger: logger}); err != nil {
+			ln.Close()
+			logger.Error("cannot start the https front", "err", err)
+			return 1
+		}
+		if frontLn, err = net.Listen("tcp", *httpsProxy); err != nil {
+			ln.Close()
+			logger.Error("cannot listen", "addr", *httpsProxy, "err", err)
+			return 1
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	mux := http.NewServeMux()
@@ -177,6 +205,14 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	runErr := make(chan error, 1)
 	go func() { runErr <- c.Run(runCtx) }()
 	logger.Info("cloud API listening", "endpoint", cfg.PublicEndpoint)
+	frontErr := make(chan error, 1)
+	if front != nil {
+		go func() { frontErr <- front.Serve(runCtx, frontLn) }()
+		logger.Info("https front listening", "addr", frontLn.Addr().String(), "ca", front.CAFile(),
+			"client_env", "HTTPS_PROXY=http://"+frontLn.Addr().String()+" SSL_CERT_FILE="+front.CAFile())
+	} else {
+		frontErr <- nil
+	}
 
 	code := 0
 	select {
@@ -192,9 +228,30 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		code = 1
 	}
 	stopRun()
+	if err := <-frontErr; err != nil {
+		logger.Error("https front failed", "err", err)
+		code = 1
+	}
 	if err := <-runErr; err != nil {
 		logger.Error("cloud failed", "err", err)
 		code = 1
 	}
 	return code
+}
+
+// loopbackAddr checks that addr is HOST:PORT with a loopback IP or
+// localhost as host: the HTTPS front serves this machine only.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
 }

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"tidepool/internal/cloud"
 )
 
 // TestCloudNLBFlags checks the load balancer flags (--nlb-datapath,
@@ -45,5 +49,38 @@ func TestCloudNLBFlags(t *testing.T) {
 				t.Errorf("runCloud(%q) with env %v = %d, stderr %q; want %d and %q", args, tt.env, code, stderr.String(), tt.wantCode, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestCloudHTTPSProxyFlag checks --https-proxy: it needs a loopback address
+// and --state-dir (usage errors, exit 2), and a cloud started with it writes
+// the front's CA into the state directory.
+func TestCloudHTTPSProxyFlag(t *testing.T) {
+	stateDir := t.TempDir()
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"no state dir", []string{"--https-proxy", "127.0.0.1:0"}, 2, "-https-proxy needs -state-dir"},
+		{"not loopback", []string{"--https-proxy", "0.0.0.0:0", "--state-dir", stateDir}, 2, "is not a loopback address"},
+		{"not an address", []string{"--https-proxy", "8443", "--state-dir", stateDir}, 2, "-https-proxy"},
+		{"started", []string{"--https-proxy", "127.0.0.1:0", "--state-dir", stateDir}, 0, "https front listening"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			args := append([]string{"--listen", "127.0.0.1:0"}, tt.args...)
+			var stdout, stderr bytes.Buffer
+			code := runCloud(ctx, args, &stdout, &stderr)
+			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Errorf("runCloud(%q) = %d, stderr %q; want %d and %q", args, code, stderr.String(), tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, cloud.CAFile)); err != nil {
+		t.Errorf("CA after a start with --https-proxy: %v", err)
 	}
 }

@@ -44,7 +44,7 @@ type route struct {
 // routes lists every endpoint. Each resource contributes its own list
 // (catalogRoutes, poolRoutes, ...): a new resource adds its function here.
 func (c *Cloud) routes() []route {
-	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes())
+	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes(), c.resourceRoutes())
 }
 
 // Routes returns the served endpoints as "METHOD /path", with the spec's
@@ -145,9 +145,10 @@ func muxWildcards(path string) string {
 // Config.Zone, under /zone/<name>/v2 for every zone of Zones (also for a
 // Host of api-<name>.exoscale.com, see requestZone); an unknown zone is 404.
 // GET /v2/zone is public (egoscale does not sign it); every other endpoint
-// requires a request signed with the configured key (EXO2-HMAC-SHA256,
-// over the path as sent), else 403: see authenticate, the one place
-// requests are authenticated.
+// requires a request signed (EXO2-HMAC-SHA256, over the path as sent) with
+// the configured key or an API key created through POST /api-key, else 403
+// (authenticate, the one place requests are authenticated); an API key's
+// role's policy must then allow the operation (authorize), else 403.
 func (c *Cloud) Handler() http.Handler {
 	api := c.mux()
 	// inZone serves r in its zone, on the path under /v2; it runs after
@@ -156,6 +157,15 @@ func (c *Cloud) Handler() http.Handler {
 		zone, path, rawPath, _ := c.requestZone(r)
 		r = withZone(r, zone)
 		r.URL.Path, r.URL.RawPath = path, rawPath
+		if _, pattern := api.Handler(r); pattern != "/" && pattern != "" { // unknown endpoints answer 404
+			if key := requestAPIKey(r.Context()); key != "" {
+				if err := c.authorize(r, key); err != nil {
+					c.log.Info("request forbidden", "method", r.Method, "path", r.URL.Path, "key", key, "err", err)
+					writeError(w, errorf(http.StatusForbidden, "%v", err))
+					return
+				}
+			}
+		}
 		api.ServeHTTP(w, r)
 	})
 	signed := c.authenticate(inZone)

@@ -83,7 +83,7 @@ func (c *Cloud) authenticate(next http.Handler) http.Handler {
 // nil) frees the body's buffer; call it once the request is served.
 func (c *Cloud) verify(w http.ResponseWriter, r *http.Request) (key string, release func(), err error) {
 	release = func() {}
-	h, secret, err := checkHeader(r.Header.Get("Authorization"), r.URL.Query(), c.secrets, c.now())
+	h, secret, err := checkHeader(r.Header.Get("Authorization"), r.URL.Query(), c.credentials(), c.now())
 	if err != nil {
 		if r.ContentLength != 0 {
 			w.Header().Set("Connection", "close")

@@ -1,7 +1,13 @@
 // Package cloud is a local cloud speaking the subset of the Exoscale API v2
 // that tidepool uses (zones, instance types, templates, instance pools,
 // instances, network load balancers, operations), so that every other
-// component talks to it with the official egoscale v3 client unchanged.
+// component talks to it with the official egoscale v3 client unchanged. It
+// also keeps what the Exoscale CLI and deploy/terraform/exoscale create
+// besides (security groups, IAM roles and API keys, SSH keys, standalone
+// instances, private networks, elastic IPs, anti-affinity groups) as
+// records (resources.go), enforces the IAM policy of API keys created
+// through it (iam_policy.go), and offers an HTTPS front for clients with a
+// fixed host (httpsfront.go).
 //
 // Instance pool members are real processes (`tidepool app`, each with its own
 // loopback IP, CPU cgroup and node-exporter endpoint, see internal/cloud/member);
@@ -250,6 +256,7 @@ type Cloud struct {
 	saved     []byte // last state written
 	ran       bool   // Run was called
 	stalePIDs map[string]int
+	res       *resourceStore // records-only resources (resources.go)
 
 	wg sync.WaitGroup // member workers and balancer runs
 }
@@ -284,6 +291,7 @@ func New(cfg Config) (*Cloud, error) {
 		memberIPs:   newIPPool(cfg.MemberNet),
 		nlbIPs:      newIPPool(cfg.NLBNet),
 		stalePIDs:   map[string]int{},
+		res:         newResourceStore(),
 	}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("cloud: %w", err)
