@@ -52,6 +52,7 @@ func (c *Cloud) Handler() http.Handler {
 
 	route("GET /v2/instance", c.listInstances)
 	route("GET /v2/instance/{id}", c.getInstance)
+	route("PUT /v2/instance/{id}", c.updateInstance)
 	route("DELETE /v2/instance/{id}", c.deleteInstance)
 
 	// The spec's path is /load-balancer; /network-load-balancer is an alias.

@@ -342,6 +342,7 @@ func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
 	out := apiInstance{
 		ID: inst.rec.ID, Name: inst.rec.Name, State: inst.state, PublicIP: inst.rec.IP.String(),
 		PublicIPAssignment: "inet4", CreatedAt: inst.rec.CreatedAt, DiskSize: inst.rec.DiskSize,
+		Labels: c.instanceLabelsLocked(inst),
 	}
 	if inst.rec.PoolID != "" {
 		out.Manager = &apiManager{ID: inst.rec.PoolID, Type: "instance-pool"}

@@ -144,6 +144,9 @@ type Spec struct {
 	// VM with ceil(CPUs) vCPUs. 0 means unlimited (a VM with all of this
 	// machine's CPUs).
 	CPUs float64
+	// Env is extra environment (KEY=value) of this member only, after
+	// RunnerConfig.Env (a later value of a key wins), e.g. its drain token.
+	Env []string
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -243,6 +246,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (m *Member, err error) {
 		"--instance-id", spec.ID)
 	cmd := exec.Command(r.cfg.Command[0], args...)
 	cmd.Env = append(os.Environ(), r.cfg.Env...)
+	cmd.Env = append(cmd.Env, spec.Env...)
 	if r.cfg.Output != nil {
 		cmd.Stdout, cmd.Stderr = r.cfg.Output, r.cfg.Output
 	}
