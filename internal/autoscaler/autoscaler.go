@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,8 +110,8 @@ func New(cfg Config) (*Autoscaler, error) {
 			return nil, fmt.Errorf("autoscaler: %s %q is not a UUID", name, id)
 		}
 	}
-	if cfg.BasicAuth != "" && !strings.Contains(cfg.BasicAuth, ":") {
-		return nil, errors.New("autoscaler: basic auth must be user:password")
+	if err := cfg.CheckAccess(); err != nil {
+		return nil, fmt.Errorf("autoscaler: %w", err)
 	}
 	if cfg.AppPort < 0 || cfg.AppPort > 65535 {
 		return nil, fmt.Errorf("autoscaler: app port %d out of range", cfg.AppPort)
@@ -168,6 +167,14 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 		if ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
 			return fmt.Errorf("autoscaler: listen: %w", err)
 		}
+	}
+	if err := a.cfg.checkExposure(ln.Addr().String(), listenerIsLoopback(ln)); err != nil {
+		ln.Close()
+		return fmt.Errorf("autoscaler: %w", err)
+	}
+	if a.cfg.OpenWebhooks {
+		a.log.Warn("webhooks are open: /up and /down count GET as a signal and no webhook needs credentials; anyone who reaches this address can scale the pool",
+			"addr", ln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           a.Handler(),

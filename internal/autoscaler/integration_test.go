@@ -142,11 +142,11 @@ func TestIntegrationSignals(t *testing.T) {
 		wantReason policy.Reason
 		wantSize   int
 	}{
-		{"GET /down at size 1", http.MethodGet, "/down", "", policy.ReasonAtMin, 1},
-		{"GET /up", http.MethodGet, "/up", "", policy.ReasonUpSignal, 2},
+		{"POST /down at size 1", http.MethodPost, "/down", "", policy.ReasonAtMin, 1},
+		{"PUT /up", http.MethodPut, "/up", "", policy.ReasonUpSignal, 2},
 		{"POST /up", http.MethodPost, "/up", "", policy.ReasonUpSignal, 3},
 		{"Alertmanager payload", http.MethodPost, "/webhook", readTestdata(t, "alertmanager-v4-firing-up.json"), policy.ReasonUpSignal, 4},
-		{"GET /up at max", http.MethodGet, "/up", "", policy.ReasonAtMax, 4},
+		{"POST /up at max", http.MethodPost, "/up", "", policy.ReasonAtMax, 4},
 		{"Grafana payload", http.MethodPost, "/webhook", readTestdata(t, "grafana-firing-down.json"), policy.ReasonDownSignal, 3},
 		{"POST /down", http.MethodPost, "/down", "", policy.ReasonDownSignal, 2},
 		{"resolved payload does nothing", http.MethodPost, "/up", readTestdata(t, "alertmanager-v4-resolved.json"), policy.ReasonNoSignal, 2},
@@ -341,8 +341,9 @@ func TestIntegrationScaleInUnderLoadFailsNoRequest(t *testing.T) {
 }
 
 // TestIntegrationBinary runs the real `tidepool autoscaler` configured by the
-// course's environment variables against the local cloud, scales up through
-// GET /up, then checks that SIGTERM during a scale-in exits 0 within 10s.
+// course's environment variables (with the explicit opt-in to the course's
+// open contract) against the local cloud, scales up through GET /up, then
+// checks that SIGTERM during a scale-in exits 0 within 10s.
 func TestIntegrationBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -362,6 +363,7 @@ func TestIntegrationBinary(t *testing.T) {
 		"EXOSCALE_KEY="+env.Key, "EXOSCALE_SECRET="+env.Secret, "EXOSCALE_ZONE="+env.Zone,
 		"EXOSCALE_API_ENDPOINT="+env.Endpoint, "EXOSCALE_INSTANCEPOOL_ID="+string(poolID),
 		"TIDEPOOL_AUTOSCALER_NLB_ID="+string(nlbID), "TIDEPOOL_AUTOSCALER_NLB_SERVICE_ID="+string(svcID),
+		"TIDEPOOL_AUTOSCALER_OPEN_WEBHOOKS=true",
 		"LISTEN_PORT=") // empty: ignored, --listen wins anyway
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -380,6 +382,7 @@ func TestIntegrationBinary(t *testing.T) {
 	})
 
 	base := "http://" + waitFor(t, &stderr, `msg=listening addr=`, 30*time.Second)
+	waitFor(t, &stderr, "webhooks are open", time.Second)
 	if code := send(t, http.MethodGet, base+"/up", ""); code != http.StatusOK {
 		t.Fatalf("GET /up = %d", code)
 	}
