@@ -1,0 +1,181 @@
+package autoscaler
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tidepool/internal/autoscaler/policy"
+	"tidepool/internal/cloud/cloudtest"
+)
+
+// keepAliveLoad runs clients that keep one connection to addr alive as long
+// as the server lets them and never retry: a request that fails is counted
+// and lost, and the next one opens a new connection. A response with
+// "Connection: close" ends the connection after it, as HTTP/1.1 says. Each
+// client pauses between requests, so its connection is also idle at times.
+type keepAliveLoad struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errs       []string
+	byInstance map[string]int
+	conns      int // connections opened
+}
+
+func runKeepAliveLoad(addr string, clients int, pause time.Duration, stop <-chan struct{}) (*keepAliveLoad, *sync.WaitGroup) {
+	l := &keepAliveLoad{byInstance: map[string]int{}}
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var conn net.Conn
+			var br *bufio.Reader
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
+			tick := time.NewTicker(pause + time.Duration(i)*pause/time.Duration(clients))
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if conn == nil {
+					c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+					if err != nil {
+						l.fail("dial: " + err.Error())
+						continue
+					}
+					conn, br = c, bufio.NewReader(c)
+					l.mu.Lock()
+					l.conns++
+					l.mu.Unlock()
+				}
+				instance, closeConn, err := getOnce(conn, br)
+				if err != nil {
+					l.fail(err.Error())
+					conn.Close()
+					conn = nil
+					continue
+				}
+				l.ok.Add(1)
+				l.mu.Lock()
+				l.byInstance[instance]++
+				l.mu.Unlock()
+				if closeConn {
+					conn.Close()
+					conn = nil
+				}
+			}
+		}()
+	}
+	return l, &wg
+}
+
+// getOnce sends GET /?work=1ms on conn and returns the serving instance and whether
+// the server asked to close the connection.
+func getOnce(conn net.Conn, br *bufio.Reader) (instance string, closeConn bool, err error) {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// 1 ms of work: the member is never the bottleneck, so connections are
+	// idle between requests most of the time.
+	if _, err := io.WriteString(conn, "GET /?work=1ms HTTP/1.1\r\nHost: tidepool\r\n\r\n"); err != nil {
+		return "", false, fmt.Errorf("write: %w", err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", false, fmt.Errorf("read: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Instance string `json:"instance"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		return "", false, fmt.Errorf("status %d, body %v", resp.StatusCode, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return body.Instance, resp.Close, nil
+}
+
+func (l *keepAliveLoad) fail(msg string) {
+	l.failed.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.errs) < 10 {
+		l.errs = append(l.errs, msg)
+	}
+}
+
+// TestScaleInKeepAliveClientsLoseNothing is issue 17's item 8 end to end:
+// clients that keep their connection through the load balancer alive and
+// never retry lose no request while the autoscaler drains and evicts the
+// member they are connected to. The drained member answers "Connection:
+// close", so each client moves to a new connection (and a healthy member)
+// with its next request, and no idle connection is closed under it.
+func TestScaleInKeepAliveClientsLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	env := cloudtest.Start(t, cloudtest.Options{})
+	poolID := env.CreatePool(t, 2)
+	nlbID, svcID, addr := env.CreateNLBService(t, poolID, 8000)
+	waitHealthy(t, env, nlbID, svcID, 2)
+	a, base := startAutoscaler(t, env, poolID, func(c *Config) {
+		c.NLBID, c.NLBServiceID = string(nlbID), string(svcID)
+		c.DrainGrace = time.Second
+		c.DrainTimeout = 30 * time.Second
+	})
+
+	const clients = 16 // about 8 on the victim, each idle most of the time
+	stop := make(chan struct{})
+	load, wg := runKeepAliveLoad(addr, clients, 300*time.Millisecond, stop)
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopLoad)
+	deadline := time.Now().Add(30 * time.Second)
+	for load.ok.Load() < 40 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := send(t, http.MethodPost, base+"/down", ""); code != http.StatusOK {
+		t.Fatalf("POST /down = %d", code)
+	}
+	d := tick(t, a)
+	if d.Action != policy.ActionScaleDown || len(d.Victims) != 1 {
+		t.Fatalf("decision %+v, want a scale-in of one member", d)
+	}
+	victim := d.Victims[0]
+	// Past the evicted member's own drain and shutdown.
+	after := load.ok.Load()
+	time.Sleep(3 * time.Second)
+	for load.ok.Load() < after+40 && time.Now().Before(deadline.Add(30*time.Second)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopLoad()
+
+	size, members := poolState(t, env, poolID)
+	if size != 1 || slices.Contains(members, victim) {
+		t.Errorf("pool size %d members %v, want 1 without the victim %s", size, members, victim)
+	}
+	load.mu.Lock()
+	defer load.mu.Unlock()
+	t.Logf("requests ok %d, failed %d, connections %d, by instance %v", load.ok.Load(), load.failed.Load(), load.conns, load.byInstance)
+	if n := load.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the scale-in, want 0: %v", n, load.errs)
+	}
+	if load.byInstance[victim] == 0 {
+		t.Errorf("the victim %s served no request: the load did not cover it", victim)
+	}
+	if load.conns <= clients {
+		t.Errorf("%d connections for %d clients: no client moved off the drained member", load.conns, clients)
+	}
+}
