@@ -373,12 +373,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("autoscaler listener: %w", err)
 	}
+	// The webhooks need a token, as in a deployment: Alertmanager reads it
+	// from a file only this user can read.
+	webhookToken := randomHex(24)
+	tokenFile := filepath.Join(cfg.OutDir, "autoscaler-token")
+	if err := os.WriteFile(tokenFile, []byte(webhookToken+"\n"), 0o600); err != nil {
+		asLn.Close()
+		return Result{}, fmt.Errorf("autoscaler token: %w", err)
+	}
 	scaler, err := autoscaler.New(autoscaler.Config{
 		Cloud:    client,
 		PoolID:   string(poolID),
 		Policy:   cfg.Policy,
 		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + promAddr},
-		Listener: asLn, Interval: prof.AutoscalerTick,
+		Listener: asLn, Interval: prof.AutoscalerTick, AuthToken: webhookToken,
 		NLBID: string(svc.NLBID), NLBServiceID: string(svc.ServiceID),
 		DrainTimeout: 15 * time.Second, DrainGrace: time.Second,
 		Logger: log.With("component", "autoscaler"),
@@ -397,14 +405,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	monDir := filepath.Join(cfg.OutDir, "monitoring")
 	if err := monitoring.Render(prof, monitoring.Params{
-		FileSDPath:        fileSD,
-		NodePort:          int(plan.metricsPort),
-		AppPort:           int(plan.appPort),
-		AutoscalerURL:     autoscalerURL,
-		DiscoverTargets:   []string{discoverAddr},
-		AlertmanagerAddr:  amAddr,
-		PrometheusURL:     "http://" + promAddr,
-		AutoscalerTargets: []string{asLn.Addr().String()},
+		FileSDPath:          fileSD,
+		NodePort:            int(plan.metricsPort),
+		AppPort:             int(plan.appPort),
+		AutoscalerURL:       autoscalerURL,
+		AutoscalerTokenFile: tokenFile,
+		DiscoverTargets:     []string{discoverAddr},
+		AlertmanagerAddr:    amAddr,
+		PrometheusURL:       "http://" + promAddr,
+		AutoscalerTargets:   []string{asLn.Addr().String()},
 	}, monDir); err != nil {
 		return Result{}, fmt.Errorf("render monitoring configuration: %w", err)
 	}

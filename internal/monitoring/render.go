@@ -138,9 +138,12 @@ type templateData struct {
 	Header        string // comment line opening every YAML file
 	HeaderText    string // the same without "# ", for JSON descriptions
 	DatasourceUID string
-	Components    []scrapeJob
-	GrafanaRules  []grafanaRule
-	Test          ruleTest
+	// GrafanaTokenEnv names the Grafana server's variable with the
+	// autoscaler token.
+	GrafanaTokenEnv string
+	Components      []scrapeJob
+	GrafanaRules    []grafanaRule
+	Test            ruleTest
 }
 
 // grafanaRule is one of the two Grafana alert rules and its contact point.
@@ -175,12 +178,13 @@ func newTemplateData(p Profile, params Params) templateData {
 	pendingAt := p.ScrapeInterval + p.AlertFor - p.EvaluationInterval
 	firingAt := 2 * (p.RateWindow + p.AlertFor)
 	return templateData{
-		P:             p,
-		Params:        params,
-		Header:        "# " + header,
-		HeaderText:    header,
-		DatasourceUID: DatasourceUID,
-		Components:    params.components(),
+		P:               p,
+		Params:          params,
+		Header:          "# " + header,
+		HeaderText:      header,
+		DatasourceUID:   DatasourceUID,
+		GrafanaTokenEnv: GrafanaTokenEnv,
+		Components:      params.components(),
 		GrafanaRules: []grafanaRule{
 			{UID: "tidepool-pool-cpu-high", Title: "TidepoolPoolCPUHigh", Scale: "up", Op: "gt", Word: "above", Threshold: params.ScaleUpAbove},
 			{UID: "tidepool-pool-cpu-low", Title: "TidepoolPoolCPULow", Scale: "down", Op: "lt", Word: "below", Threshold: params.ScaleDownBelow},
