@@ -184,6 +184,10 @@ func New(cfg Config) *Server {
 // response), also for requests that started before the drain.
 func (s *Server) closeWhileDraining(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			// Also for a handler that writes nothing.
+			w.Header().Set("Connection", "close")
+		}
 		h.ServeHTTP(&closingWriter{ResponseWriter: w, s: s}, r)
 	})
 }

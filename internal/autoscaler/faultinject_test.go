@@ -239,7 +239,13 @@ func faultCase(t *testing.T, bin, signalPath string, step killStep, withState bo
 		stateArgs = []string{"--state-file", t.TempDir() + "/state.json"}
 	}
 
-	first := startAutoscalerProc(t, bin, env, endpoint, poolID, nlbID, svcID, append([]string{"--drain-grace", "30s"}, stateArgs...)...)
+	// Mid-drain is observed on the cloud: a long grace keeps the first run
+	// there until it is killed. Elsewhere the proxy stops it in time.
+	grace := "500ms"
+	if tr == nil {
+		grace = "30s"
+	}
+	first := startAutoscalerProc(t, bin, env, endpoint, poolID, nlbID, svcID, append([]string{"--drain-grace", grace}, stateArgs...)...)
 	if code := send(t, http.MethodPost, first.base+signalPath, ""); code != http.StatusOK {
 		t.Fatalf("POST %s = %d", signalPath, code)
 	}

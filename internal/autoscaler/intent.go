@@ -230,12 +230,10 @@ func (a *Autoscaler) finishDrains(ctx context.Context, pool policy.Pool, ms mark
 	case len(evicted) == 0:
 		result = resultNoop
 	}
-	if err == nil || ctx.Err() == nil {
-		// Done, or failed for a reason a next tick retries from the marks:
-		// the intent has nothing more to say. On shutdown it is kept.
-		if in := a.getIntent(); in != nil && err == nil {
-			a.setIntent(nil)
-		}
+	if err == nil {
+		// Done: the intent, if any, has nothing more to say. On an error it
+		// is kept, and the next tick retries from the marks and it.
+		a.setIntent(nil)
 	}
 	log := a.log.With("from", d.From, "to", d.To, "action", d.Action, "reason", d.Reason, "undone", len(undone))
 	if err != nil {
