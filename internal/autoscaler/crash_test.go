@@ -417,9 +417,11 @@ func TestTicksCountFromTheEndOfTheLastChange(t *testing.T) {
 	if ended.IsZero() || ended.Sub(calls[0]) < boot {
 		t.Fatalf("first change recorded at %v, %s after its request; want after the %s boot", ended, ended.Sub(calls[0]), boot)
 	}
-	if gap := calls[1].Sub(ended); gap < interval {
+	gap := calls[1].Sub(ended)
+	if gap < interval {
 		t.Errorf("second change started %s after the first one ended, want at least the interval %s", gap.Round(time.Millisecond), interval)
 	}
+	t.Logf("first change took %s (tick %s); the second started %s after it ended", ended.Sub(calls[0]).Round(time.Millisecond), interval, gap.Round(time.Millisecond))
 	if size, _ := poolState(t, env, poolID); size != 3 {
 		t.Errorf("pool size %d, want 3 (one change per signal)", size)
 	}
