@@ -289,45 +289,13 @@ func TestIntegrationScaleInUnderLoadFailsNoRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	env := cloudtest.Start(t, cloudtest.Options{})
-	poolID := env.CreatePool(t, 2)
-	nlbID, svcID, addr := env.CreateNLBService(t, poolID, 8000)
-	waitHealthy(t, env, nlbID, svcID, 2)
-	a, base := startAutoscaler(t, env, poolID, func(c *Config) {
-		c.NLBID, c.NLBServiceID = string(nlbID), string(svcID)
-		c.DrainGrace = time.Second
-		c.DrainTimeout = 30 * time.Second
-	})
-
-	stop := make(chan struct{})
-	res, wg := runLoad(addr, 4, stop)
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopLoad)
-
 	// Load before, during and after the scale-in.
-	deadline := time.Now().Add(30 * time.Second)
-	for res.ok.Load() < 20 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if code := send(t, http.MethodPost, base+"/down", ""); code != http.StatusOK {
-		t.Fatalf("POST /down = %d", code)
-	}
-	d := tick(t, a)
-	if d.Action != policy.ActionScaleDown || len(d.Victims) != 1 {
-		t.Fatalf("decision %+v, want a scale-in of one member", d)
-	}
-	victim := d.Victims[0]
-	after := res.ok.Load()
-	deadline = time.Now().Add(30 * time.Second)
-	for res.ok.Load() < after+20 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	stopLoad()
-
-	size, members := poolState(t, env, poolID)
-	if size != 1 || slices.Contains(members, victim) {
-		t.Errorf("pool size %d members %v, want 1 without the victim %s", size, members, victim)
-	}
+	var res *loadResult
+	victim := scaleInUnderLoad(t, 20, 0, func(addr string, stop <-chan struct{}) (func() int64, *sync.WaitGroup) {
+		var wg *sync.WaitGroup
+		res, wg = runLoad(addr, 4, stop)
+		return res.ok.Load, wg
+	})
 	t.Logf("requests ok %d, failed %d, by instance %v", res.ok.Load(), res.failed.Load(), res.byInstance)
 	if n := res.failed.Load(); n != 0 {
 		t.Errorf("%d requests failed during the scale-in, want 0: %v", n, res.errs)

@@ -17,6 +17,55 @@ import (
 	"tidepool/internal/cloud/cloudtest"
 )
 
+// scaleInUnderLoad runs a pool of 2 behind a load balancer and an
+// autoscaler, starts a load on the balancer's address, and scales in by one
+// member while it runs: once the load has served warm requests, and until
+// it has served warm more after the change and at least settle has passed
+// (the evicted member's own drain and shutdown). It stops the load, checks
+// that the pool is 1 without the victim, and returns the victim.
+func scaleInUnderLoad(t *testing.T, warm int64, settle time.Duration, start func(addr string, stop <-chan struct{}) (ok func() int64, wg *sync.WaitGroup)) string {
+	t.Helper()
+	env := cloudtest.Start(t, cloudtest.Options{})
+	poolID := env.CreatePool(t, 2)
+	nlbID, svcID, addr := env.CreateNLBService(t, poolID, 8000)
+	waitHealthy(t, env, nlbID, svcID, 2)
+	a, base := startAutoscaler(t, env, poolID, func(c *Config) {
+		c.NLBID, c.NLBServiceID = string(nlbID), string(svcID)
+		c.DrainGrace = time.Second
+		c.DrainTimeout = 30 * time.Second
+	})
+
+	stop := make(chan struct{})
+	ok, wg := start(addr, stop)
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopLoad)
+	deadline := time.Now().Add(30 * time.Second)
+	for ok() < warm && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := send(t, http.MethodPost, base+"/down", ""); code != http.StatusOK {
+		t.Fatalf("POST /down = %d", code)
+	}
+	d := tick(t, a)
+	if d.Action != policy.ActionScaleDown || len(d.Victims) != 1 {
+		t.Fatalf("decision %+v, want a scale-in of one member", d)
+	}
+	victim := d.Victims[0]
+	after := ok()
+	time.Sleep(settle)
+	deadline = time.Now().Add(30 * time.Second)
+	for ok() < after+warm && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopLoad()
+
+	size, members := poolState(t, env, poolID)
+	if size != 1 || slices.Contains(members, victim) {
+		t.Errorf("pool size %d members %v, want 1 without the victim %s", size, members, victim)
+	}
+	return victim
+}
+
 // keepAliveLoad runs clients that keep one connection to addr alive as long
 // as the server lets them and never retry: a request that fails is counted
 // and lost, and the next one opens a new connection. A response with
@@ -127,45 +176,13 @@ func TestScaleInKeepAliveClientsLoseNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	env := cloudtest.Start(t, cloudtest.Options{})
-	poolID := env.CreatePool(t, 2)
-	nlbID, svcID, addr := env.CreateNLBService(t, poolID, 8000)
-	waitHealthy(t, env, nlbID, svcID, 2)
-	a, base := startAutoscaler(t, env, poolID, func(c *Config) {
-		c.NLBID, c.NLBServiceID = string(nlbID), string(svcID)
-		c.DrainGrace = time.Second
-		c.DrainTimeout = 30 * time.Second
-	})
-
 	const clients = 16 // about 8 on the victim, each idle most of the time
-	stop := make(chan struct{})
-	load, wg := runKeepAliveLoad(addr, clients, 300*time.Millisecond, stop)
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopLoad)
-	deadline := time.Now().Add(30 * time.Second)
-	for load.ok.Load() < 40 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if code := send(t, http.MethodPost, base+"/down", ""); code != http.StatusOK {
-		t.Fatalf("POST /down = %d", code)
-	}
-	d := tick(t, a)
-	if d.Action != policy.ActionScaleDown || len(d.Victims) != 1 {
-		t.Fatalf("decision %+v, want a scale-in of one member", d)
-	}
-	victim := d.Victims[0]
-	// Past the evicted member's own drain and shutdown.
-	after := load.ok.Load()
-	time.Sleep(3 * time.Second)
-	for load.ok.Load() < after+40 && time.Now().Before(deadline.Add(30*time.Second)) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	stopLoad()
-
-	size, members := poolState(t, env, poolID)
-	if size != 1 || slices.Contains(members, victim) {
-		t.Errorf("pool size %d members %v, want 1 without the victim %s", size, members, victim)
-	}
+	var load *keepAliveLoad
+	victim := scaleInUnderLoad(t, 40, 3*time.Second, func(addr string, stop <-chan struct{}) (func() int64, *sync.WaitGroup) {
+		var wg *sync.WaitGroup
+		load, wg = runKeepAliveLoad(addr, clients, 300*time.Millisecond, stop)
+		return load.ok.Load, wg
+	})
 	load.mu.Lock()
 	defer load.mu.Unlock()
 	t.Logf("requests ok %d, failed %d, connections %d, by instance %v", load.ok.Load(), load.failed.Load(), load.conns, load.byInstance)
