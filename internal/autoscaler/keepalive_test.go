@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,15 +71,12 @@ func scaleInUnderLoad(t *testing.T, warm int64, settle time.Duration, start func
 // "Connection: close" ends the connection after it, as HTTP/1.1 says. Each
 // client pauses between requests, so its connection is also idle at times.
 type keepAliveLoad struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       []string
-	byInstance map[string]int
-	conns      int // connections opened
+	loadResult
+	conns int // connections opened; guarded by mu
 }
 
 func runKeepAliveLoad(addr string, clients int, pause time.Duration, stop <-chan struct{}) (*keepAliveLoad, *sync.WaitGroup) {
-	l := &keepAliveLoad{byInstance: map[string]int{}}
+	l := &keepAliveLoad{loadResult: loadResult{byInstance: map[string]int{}}}
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
@@ -155,15 +151,6 @@ func getOnce(conn net.Conn, br *bufio.Reader) (instance string, closeConn bool, 
 	}
 	io.Copy(io.Discard, resp.Body)
 	return body.Instance, resp.Close, nil
-}
-
-func (l *keepAliveLoad) fail(msg string) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.errs) < 10 {
-		l.errs = append(l.errs, msg)
-	}
 }
 
 // TestScaleInKeepAliveClientsLoseNothing is issue 17's item 8 end to end:
