@@ -243,6 +243,7 @@ type session struct {
 	fileSD, discoverAddr string
 	scaler               *autoscaler.Autoscaler
 	autoscalerAddr       string
+	autoscalerTokenFile  string // the token its webhooks require, for Alertmanager
 	monDir, promURL      string // monitoring phase
 	load                 loadResult
 }
