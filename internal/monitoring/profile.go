@@ -121,6 +121,13 @@ func ProfileByName(name string) (Profile, error) {
 	return Profile{}, fmt.Errorf("unknown monitoring profile %q (want one of %q)", name, names)
 }
 
+// ArrivalWindow is the range of the rate() of the pool's arrival rate
+// (RuleArrivalRate): two scrapes, the shortest window rate() can use, so
+// that the arrival rate leads the CPU's RateWindow.
+func (p Profile) ArrivalWindow() time.Duration {
+	return 2 * p.ScrapeInterval
+}
+
 // ScrapeTimeout is the scrape_timeout rendered for p: min(ScrapeInterval, 10s).
 func (p Profile) ScrapeTimeout() time.Duration {
 	return min(p.ScrapeInterval, 10*time.Second)

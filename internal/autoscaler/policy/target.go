@@ -32,6 +32,9 @@ type Metrics struct {
 	Members int
 	// Valid reports that CPU was measured; the zero Metrics means unknown.
 	Valid bool
+	// Load is the pool's arrival rate and cost per request, read by
+	// Predictive; the zero value means unknown (independent of Valid).
+	Load Load
 }
 
 // Recommendation is the size a target-tracking policy recommended at one
