@@ -242,7 +242,6 @@ func (p Predictive) loadSize(obs Observation, now time.Time, target float64) (es
 	return e, true
 }
 
-
 // margin is the burst margin at rate r: Burst standard deviations of the
 // one-second arrival rate, the noise of the rates (dispersion) scaled from
 // their Window to one second as for independent arrivals (Poisson: √r).
