@@ -49,7 +49,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	out := fs.String("out", "simulate-out", "directory for <trace>.png, results.md and results.csv (empty: print only)")
 	writeTraces := fs.String("write-traces", "", "write the shipped traces as CSV files into this directory and exit")
 	validate := fs.Bool("validate", false, "run the real local stack (tidepool demo) and the simulator on one small trace and compare the pool sizes (takes minutes)")
-	validatePolicy := fs.String("validate-policy", "both", "with -validate: webhook, target-tracking or both")
+	validatePolicy := fs.String("validate-policy", "both", "with -validate: webhook, target-tracking, predictive, both (webhook and target-tracking) or all")
 	if code, ok := parseFlags(fs, args, map[string][]string{"out": {"TIDEPOOL_SIMULATE_OUT"}}); !ok {
 		return code
 	}
@@ -74,7 +74,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if !(*target > 0 && *target <= 1) {
 		return usageError(fs, fmt.Errorf("-target-cpu %v: want 0 < target <= 1", *target))
 	}
-	setups, err := simulate.Select(simulate.Standard(simulate.Options{Profile: prof, Target: *target, Limits: pool.Limits()}), *policies)
+	setups, err := simulate.Select(simulate.Standard(simulate.Options{Profile: prof, Target: *target, Limits: pool.Limits(), BootDelay: pool.BootDelay}), *policies)
 	if err != nil {
 		return usageError(fs, err)
 	}
@@ -212,10 +212,12 @@ func runValidate(ctx context.Context, which, dir string, stdout, stderr io.Write
 	switch which {
 	case "both":
 		pols = []string{"webhook", "target-tracking"}
-	case "webhook", "target-tracking":
+	case "all":
+		pols = []string{"webhook", "target-tracking", "predictive"}
+	case "webhook", "target-tracking", "predictive":
 		pols = []string{which}
 	default:
-		fmt.Fprintf(stderr, "tidepool simulate: -validate-policy %q: want webhook, target-tracking or both\n", which)
+		fmt.Fprintf(stderr, "tidepool simulate: -validate-policy %q: want webhook, target-tracking, predictive, both or all\n", which)
 		return 2
 	}
 	if dir == "" {

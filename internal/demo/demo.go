@@ -176,10 +176,7 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 		c.CPUPerVCPU = DefaultCPUPerVCPU
 	}
 	if c.BootDelay == 0 {
-		c.BootDelay = 2 * time.Second
-		if c.Profile == "seed" {
-			c.BootDelay = 20 * time.Second
-		}
+		c.BootDelay = DefaultBootDelay(c.Profile)
 	}
 	if c.Settle == 0 {
 		c.Settle = 20 * prof.AutoscalerTick
@@ -254,7 +251,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	// 1. The local cloud.
-	say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, prof.AutoscalerTick, cfg.OutDir)
+	say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, AutoscalerTick(cfg.Policy, prof), cfg.OutDir)
 	key, secret := "EXO"+randomHex(12), randomHex(20)
 	membersLog, err := os.Create(filepath.Join(cfg.OutDir, "members.log"))
 	if err != nil {
@@ -377,8 +374,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		Cloud:    client,
 		PoolID:   string(poolID),
 		Policy:   cfg.Policy,
-		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + promAddr},
-		Listener: asLn, Interval: prof.AutoscalerTick,
+		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + promAddr, Load: loadQuery(cfg.Policy, prof)},
+		Listener: asLn, Interval: AutoscalerTick(cfg.Policy, prof),
 		NLBID: string(svc.NLBID), NLBServiceID: string(svc.ServiceID),
 		DrainTimeout: 15 * time.Second, DrainGrace: time.Second,
 		Logger: log.With("component", "autoscaler"),
@@ -495,7 +492,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		},
 		Notes: []string{
 			fmt.Sprintf("Members: standard.micro with %.2f core each, %s of CPU per request; pool %d..%d.", cfg.CPUPerVCPU, cfg.Work, cfg.MinSize, cfg.MaxSize),
-			fmt.Sprintf("Monitoring: scrape %s, rate window %s, alert for %s, autoscaler tick %s.", prof.ScrapeInterval, prof.RateWindow, prof.AlertFor, prof.AutoscalerTick),
+			fmt.Sprintf("Monitoring: scrape %s, rate window %s, alert for %s, autoscaler tick %s.", prof.ScrapeInterval, prof.RateWindow, prof.AlertFor, AutoscalerTick(cfg.Policy, prof)),
 			"Latency is measured from each request's planned send time (open workload model).",
 		},
 	}

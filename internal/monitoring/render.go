@@ -49,6 +49,25 @@ const (
 	FileGrafanaDashboard         = "grafana/dashboards/tidepool.json"
 )
 
+// Names of the series the recording rules of rules.yml write; consumers
+// (the autoscaler's metric source, the demo) query them by these names.
+const (
+	// RuleInstanceCPU is each member's CPU utilisation, 0..1 of its CPUs,
+	// over the profile's RateWindow.
+	RuleInstanceCPU = "instance:node_cpu_utilisation:ratio"
+	// RulePoolCPU is the average of RuleInstanceCPU over the members.
+	RulePoolCPU = "pool:node_cpu_utilisation:avg"
+	// RuleArrivalRate is the requests per second arriving at the pool's
+	// apps (tidepool_app_arrivals_total of path "/", counted when a
+	// request arrives, before it waits for CPU), summed over the members,
+	// over the profile's ArrivalWindow: the load signal that leads the CPU.
+	RuleArrivalRate = "pool:tidepool_app_arrivals:rate"
+	// RuleCostPerRequest is the member-seconds of CPU one answered request
+	// costs: RuleInstanceCPU summed over the members, over the answered
+	// requests per second of path "/" (RateWindow); 1/capacity of a member.
+	RuleCostPerRequest = "pool:tidepool_app_cost_per_request:ratio"
+)
+
 // FileNames returns every file Render writes, relative to the output
 // directory, sorted.
 func FileNames() []string {
@@ -141,6 +160,12 @@ type templateData struct {
 	Components    []scrapeJob
 	GrafanaRules  []grafanaRule
 	Test          ruleTest
+	Rules         ruleNames
+}
+
+// ruleNames are the recorded series' names, for the templates.
+type ruleNames struct {
+	InstanceCPU, PoolCPU, ArrivalRate, CostPerRequest string
 }
 
 // grafanaRule is one of the two Grafana alert rules and its contact point.
@@ -185,6 +210,7 @@ func newTemplateData(p Profile, params Params) templateData {
 			{UID: "tidepool-pool-cpu-high", Title: "TidepoolPoolCPUHigh", Scale: "up", Op: "gt", Word: "above", Threshold: params.ScaleUpAbove},
 			{UID: "tidepool-pool-cpu-low", Title: "TidepoolPoolCPULow", Scale: "down", Op: "lt", Word: "below", Threshold: params.ScaleDownBelow},
 		},
+		Rules: ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU, ArrivalRate: RuleArrivalRate, CostPerRequest: RuleCostPerRequest},
 		Test: ruleTest{
 			Interval:  p.ScrapeInterval,
 			PendingAt: pendingAt,

@@ -150,11 +150,6 @@ func Select(all []Setup, names string) ([]Setup, error) {
 	return out, nil
 }
 
-// PredictiveTick is the predictive policy's tick in the simulator with the
-// seed profile: the Kubernetes HPA's 15 s sync period (with a profile
-// ticking faster, the profile's tick).
-const PredictiveTick = 15 * time.Second
-
 // PredictiveHistory is the most arrival history the predictive policy gets:
 // two days, at most 10,000 rates (a Prometheus range query returns at most
 // 11,000 points).
@@ -175,10 +170,11 @@ func PredictivePolicy(o Options, tick time.Duration) policy.Predictive {
 
 // Predictive is the predictive policy reading the pool's arrival rate as
 // tidepool's recording rule computes it (rate over two scrapes, evaluated
-// with the profile's rules) every PredictiveTick.
+// with the profile's rules) every policy.PredictiveTick, or every profile
+// tick if that is shorter.
 func Predictive(o Options) Setup {
 	p := o.profile()
-	tick := min(PredictiveTick, p.AutoscalerTick)
+	tick := min(policy.PredictiveTick, p.AutoscalerTick)
 	pipe := PrometheusPipeline(p)
 	pipe.ArrivalWindow = p.ArrivalWindow()
 	pipe.History = min(PredictiveHistory, 10000*pipe.Eval)

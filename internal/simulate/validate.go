@@ -52,12 +52,12 @@ const ValidateMaxSize = 4
 
 // ValidateConfig configures Validate.
 type ValidateConfig struct {
-	// Policy is "webhook" (the seed's) or "target-tracking"; "" means
-	// "webhook".
+	// Policy is "webhook" (the seed's), "target-tracking" or
+	// "predictive"; "" means "webhook".
 	Policy string
 	// Demo configures the real run; Profile, Stages and Policy are set by
 	// Validate (the fast profile, Stages, and the policy named above built
-	// as Seed/TargetTracking build it). Zero fields take the demo's
+	// as Seed/TargetTracking/Predictive build it). Zero fields take the demo's
 	// defaults.
 	Demo demo.Config
 	// Stages is the load; nil means ValidateStages().
@@ -212,7 +212,7 @@ func Validate(ctx context.Context, cfg ValidateConfig) (Validation, error) {
 		Capacity: nominal, Min: dc.MinSize, Max: dc.MaxSize, Initial: dc.MinSize,
 		BootDelay: cfg.BootDelay, DrainDelay: cfg.DrainDelay, Timeout: 30 * time.Second,
 	}
-	opts := Options{Profile: prof, Limits: pool.Limits()}
+	opts := Options{Profile: prof, Limits: pool.Limits(), BootDelay: cfg.BootDelay}
 	var setup Setup
 	switch cfg.Policy {
 	case "", "webhook":
@@ -222,8 +222,11 @@ func Validate(ctx context.Context, cfg ValidateConfig) (Validation, error) {
 	case "target-tracking":
 		setup = TargetTracking(opts)
 		dc.Policy = setup.Policy
+	case "predictive":
+		setup = Predictive(opts)
+		dc.Policy = setup.Policy
 	default:
-		return Validation{}, fmt.Errorf("validate: policy %q: want webhook or target-tracking", cfg.Policy)
+		return Validation{}, fmt.Errorf("validate: policy %q: want webhook, target-tracking or predictive", cfg.Policy)
 	}
 	base, err := FromStages("validation", cfg.Stages, time.Second)
 	if err != nil {

@@ -28,8 +28,8 @@ func TestMain(m *testing.M) {
 // settings, and requires the pool-size curves to agree (Validation.OK: mean
 // difference at most 0.5 members, within ±1 member 80 % of the time, equal
 // peaks ±1). The seed's webhook policy is validated by default (about 3
-// minutes); set TIDEPOOL_VALIDATE=all to validate target tracking as well
-// (3 more minutes).
+// minutes); set TIDEPOOL_VALIDATE=all to validate target tracking and the
+// predictive policy as well (3 more minutes each).
 func TestValidate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo: about 3 minutes per policy")
@@ -40,7 +40,7 @@ func TestValidate(t *testing.T) {
 	}
 	policies := []string{"webhook"}
 	if os.Getenv("TIDEPOOL_VALIDATE") == "all" {
-		policies = append(policies, "target-tracking")
+		policies = append(policies, "target-tracking", "predictive")
 	}
 	for _, pol := range policies {
 		t.Run(pol, func(t *testing.T) {

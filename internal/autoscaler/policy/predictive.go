@@ -21,6 +21,10 @@ const (
 	// DefaultSeasons is how many past periods the seasonal forecast looks
 	// at.
 	DefaultSeasons = 2
+	// PredictiveTick is the tick Predictive is meant to run at: the
+	// Kubernetes HPA's 15 s sync period (the arrival rate is evaluated
+	// every 15 s with the seed's monitoring).
+	PredictiveTick = 15 * time.Second
 	// spreadSpan is how much recent history the burst margin is estimated
 	// from.
 	spreadSpan = 10 * time.Minute
