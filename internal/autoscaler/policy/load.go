@@ -64,12 +64,13 @@ func (l Load) latest() (float64, time.Time, bool) {
 	return 0, time.Time{}, false
 }
 
-// peak returns the largest known rate between from and to (inclusive).
+// peak returns the largest known rate from the last one at or before from
+// to the last one at or before to.
 func (l Load) peak(from, to time.Time) (float64, bool) {
 	lo, hi := max(l.index(from), 0), min(l.index(to), len(l.Rates)-1)
 	best, ok := 0.0, false
-	for _, v := range l.Rates[max(lo, 0):max(hi+1, lo, 0)] {
-		if !math.IsNaN(v) && (!ok || v > best) {
+	for i := lo; i <= hi; i++ {
+		if v := l.Rates[i]; !math.IsNaN(v) && (!ok || v > best) {
 			best, ok = v, true
 		}
 	}
@@ -95,11 +96,10 @@ const absNormalQ25 = 0.3186
 // √(dispersion × r) at any level. It compares rates one Window apart (no
 // shared arrivals) over the last span, each difference scaled by the square
 // root of the rates' mean. Both first differences (robust to steps) and
-// second differences (robust to ramps) are used, each through the 25th
-// percentile of their absolute values so that up to three quarters of them
-// may be moves of the load rather than noise, and the smaller estimate
-// wins: noise is at most what either a level or a linear model leaves
-// unexplained. Until there are 8 differences it assumes Poisson arrivals
+// second differences (robust to ramps) are used, each through robustScale
+// so that up to three quarters of them may be moves of the load rather than
+// noise, and the smaller estimate wins: noise is at most what either a
+// level or a linear model leaves unexplained. Until there are 8 differences it assumes Poisson arrivals
 // (1/Window).
 func (l Load) dispersion(span time.Duration) float64 {
 	if l.Step <= 0 {
@@ -133,23 +133,24 @@ func (l Load) dispersion(span time.Duration) float64 {
 }
 
 // robustScale estimates the standard deviation of normal values from their
-// absolute values ds, of which some may be outliers: from the 25th
-// percentile, then again from the 25th percentile of the values within 4
-// standard deviations of that first estimate (a periodic load's regular
-// jumps can be half of the values; they are far out and dropped). It
-// reorders ds.
+// absolute values ds, of which some may be outliers: a first estimate from
+// their 25th percentile, then the root mean square of the values within 4
+// first estimates (a periodic load's regular jumps can be half of the
+// values; they are far out and dropped, and the root mean square of the
+// rest is the most precise estimate). It reorders ds.
 func robustScale(ds []float64) float64 {
 	s := quantile(ds, 0.25) / absNormalQ25
-	kept := ds[:0:0]
+	sum, k := 0.0, 0
 	for _, d := range ds {
 		if d <= 4*s {
-			kept = append(kept, d)
+			sum += d * d
+			k++
 		}
 	}
-	if len(kept) < 8 {
+	if k < 8 {
 		return s
 	}
-	return quantile(kept, 0.25) / absNormalQ25
+	return math.Sqrt(sum / float64(k))
 }
 
 // noise is the standard deviation of a rate of r around the load's level,
@@ -191,9 +192,9 @@ func (l Load) before() float64 {
 
 // trend returns the rate's slope in requests per second per second over the
 // last span (Theil-Sen: the median of the slopes of all pairs) and its
-// fitted value at End, when the rates of the span lie on that line: their
-// median absolute residual is at most 1.5 noise (the rates' spread) plus 2 %
-// of the level, so that a ramp qualifies but not a step or a square wave.
+// fitted value at End, when the rates of the span lie on that line: three
+// quarters of them are within 2 noise (the rates' spread) plus 2 % of the
+// level, so that a ramp qualifies but not a step or a square wave.
 // ok is false otherwise or with fewer than 6 rates.
 func (l Load) trend(span time.Duration, noise float64) (slope, level float64, ok bool) {
 	if l.Step <= 0 {
@@ -224,6 +225,6 @@ func (l Load) trend(span time.Duration, noise float64) (slope, level float64, ok
 	for _, v := range at {
 		res = append(res, math.Abs(v-level))
 	}
-	tol := 1.5*noise + 0.02*math.Abs(level)
-	return slope, level, quantile(res, 0.5) <= tol
+	tol := 2*noise + 0.02*math.Abs(level)
+	return slope, level, quantile(res, 0.75) <= tol
 }
