@@ -99,8 +99,9 @@ const absNormalQ25 = 0.3186
 // second differences (robust to ramps) are used, each through robustScale
 // so that up to three quarters of them may be moves of the load rather than
 // noise, and the smaller estimate wins: noise is at most what either a
-// level or a linear model leaves unexplained. Until there are 8 differences it assumes Poisson arrivals
-// (1/Window).
+// level or a linear model leaves unexplained. It is at most maxDispersion
+// times Poisson's. Until there are 8 differences it assumes Poisson
+// arrivals (1/Window).
 func (l Load) dispersion(span time.Duration) float64 {
 	if l.Step <= 0 {
 		return 0
@@ -129,8 +130,17 @@ func (l Load) dispersion(span time.Duration) float64 {
 		return 1 / l.window().Seconds() // not known yet: Poisson
 	}
 	s := min(robustScale(d1)/math.Sqrt2, robustScale(d2)/math.Sqrt(6))
-	return s * s
+	return min(s*s, maxDispersion/l.window().Seconds())
 }
+
+// maxDispersion caps the dispersion at twice that of Poisson arrivals. The
+// rates cannot tell noise from a load that moves faster than their window
+// (a square wave of a minute looks like noise), but what they see is
+// covered by the largest recommendation of the stabilisation window and by
+// the forecast; the burst margin is for what they cannot see, the
+// arrivals' burstiness within a window, and more than twice Poisson's is
+// taken for such a move.
+const maxDispersion = 2.0
 
 // robustScale estimates the standard deviation of normal values from their
 // absolute values ds, of which some may be outliers: a first estimate from
