@@ -53,7 +53,7 @@ func TestPredictiveDecide(t *testing.T) {
 		{name: "scale-in after the window", obs: Observation{Pool: pool(11), Metrics: Metrics{Load: loadOf(flat(25)...)}, Recommendations: []Recommendation{ago(6*time.Minute, 11)}},
 			wantTo: 3, wantReason: ReasonBelowTarget, wantReq: Down, wantRec: 3, wantMsg: "evicting"},
 		{name: "new members not counted yet: the rate before them is a floor",
-			obs: Observation{Pool: grown, LastScale: t0.Add(-20 * time.Second), Metrics: Metrics{Load: loadOf(withLast(flat(100), 70)...)}},
+			obs:    Observation{Pool: grown, LastScale: t0.Add(-20 * time.Second), Metrics: Metrics{Load: loadOf(withLast(flat(100), 70)...)}},
 			wantTo: 11, wantReason: ReasonWithinTolerance, wantRec: 11, wantMsg: "new members are not counted yet (70.0 req/s), 100.0 req/s before they served"},
 		{name: "seasonal forecast adds capacity before the periodic rise", obs: Observation{Pool: pool(3), Metrics: Metrics{Load: loadOf(periodic...)}},
 			wantTo: 14, wantReason: ReasonForecast, wantReq: Up, wantRec: 3, wantMsg: "the load repeats every 10m0s"},
