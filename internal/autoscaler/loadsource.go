@@ -25,8 +25,9 @@ const (
 // the arrival rate recorded by monitoring.RuleArrivalRate over the last
 // History (a range query, so the history survives a restart of the
 // autoscaler), and the cost per request recorded by
-// monitoring.RuleCostPerRequest (its average over the CPU rate window, an
-// instant query).
+// monitoring.RuleCostPerRequest (an instant query of its average over
+// CostWindow, or of its last value in the past hour when nothing was
+// answered lately).
 type LoadQuery struct {
 	// History is how far back the arrival rates are read: the seasonal
 	// forecast needs at least two periods of them; 0 reads nothing.
@@ -84,6 +85,8 @@ func (q LoadQuery) read(ctx context.Context, url string) (policy.Load, error) {
 	if q.CostWindow > 0 {
 		costQ = fmt.Sprintf("avg_over_time(%s[%dms])", costQ, q.CostWindow.Milliseconds())
 	}
+	// Nothing answered lately (no value): the last cost of the past hour.
+	costQ = fmt.Sprintf("%s or last_over_time(%s[1h])", costQ, monitoring.RuleCostPerRequest)
 	v, err := promrun.Query(ctx, url, costQ)
 	if err != nil {
 		return l, err

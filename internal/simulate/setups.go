@@ -158,14 +158,15 @@ const PredictiveHistory = 48 * time.Hour
 // PredictivePolicy is policy.Predictive as `tidepool autoscaler -policy
 // predictive` runs it by default, for a tick: target 75 %, a burst margin
 // of 2 standard deviations, lead = boot delay + tick, scale-down
-// stabilisation of 5 minutes, forecast over 2 past periods.
+// stabilisation of five profile ticks (5 minutes with the seed profile, as
+// the Kubernetes HPA), forecast over 2 past periods.
 func PredictivePolicy(o Options, tick time.Duration) policy.Predictive {
 	boot := o.BootDelay
 	if boot == 0 {
 		boot = time.Minute
 	}
 	return policy.Predictive{Limits: o.Limits, Target: policy.DefaultPredictiveTarget, Burst: policy.DefaultBurst,
-		Lead: boot + tick, ScaleDownStabilization: 5 * time.Minute, Seasons: policy.DefaultSeasons}
+		Lead: boot + tick, ScaleDownStabilization: 5 * o.profile().AutoscalerTick, Seasons: policy.DefaultSeasons}
 }
 
 // Predictive is the predictive policy reading the pool's arrival rate as

@@ -203,13 +203,20 @@ type estimate struct {
 }
 
 // loadSize is the size the current arrival rate asks for; ok is false when
-// the rate or the cost per request is unknown or the rate is stale (older
-// than two steps and a window).
+// the rate is unknown or stale (older than two steps and a window), or the
+// cost per request is unknown while requests arrive.
 func (p Predictive) loadSize(obs Observation, now time.Time, target float64) (estimate, bool) {
 	l := obs.Metrics.Load
 	raw, at, ok := l.latest()
-	if !ok || l.CostPerRequest <= 0 || math.IsNaN(l.CostPerRequest) || math.IsInf(l.CostPerRequest, 0) ||
-		now.Sub(at) > 2*l.Step+l.window() {
+	if !ok || now.Sub(at) > 2*l.Step+l.window() {
+		return estimate{}, false
+	}
+	if !(l.CostPerRequest > 0) || math.IsInf(l.CostPerRequest, 0) {
+		// Without answered requests there is no cost per request; without
+		// arrivals none is needed.
+		if raw == 0 && l.before() == 0 {
+			return estimate{calc: "no request arrives"}, true
+		}
 		return estimate{}, false
 	}
 	var e estimate

@@ -27,7 +27,8 @@ func TestPredictiveDecide(t *testing.T) {
 		wantTo     int
 		wantReason Reason
 		wantReq    Direction
-		wantRec    int // the recommendation recorded for now; 0: none
+		wantRec    int // the recommendation recorded for now
+		noRec      bool
 		wantMsg    string
 	}{
 		{name: "proportional scale-out in one step", obs: Observation{Pool: pool(3), Metrics: Metrics{Load: loadOf(flat(100)...)}},
@@ -65,12 +66,14 @@ func TestPredictiveDecide(t *testing.T) {
 			wantTo: 5, wantReason: ReasonAboveTarget, wantReq: Up, wantRec: 5, wantMsg: "no arrival rate: CPU 90% over 4 of 4 members vs target 75%"},
 		{name: "no cost per request: CPU target tracking", obs: Observation{Pool: pool(4), Metrics: Metrics{CPU: 0.9, Valid: true, Load: Load{Rates: flat(100), End: t0, Step: step}}},
 			wantTo: 5, wantReason: ReasonAboveTarget, wantReq: Up, wantRec: 5, wantMsg: "no arrival rate"},
+		{name: "nothing arrives: no cost per request needed", obs: Observation{Pool: pool(4), Metrics: Metrics{CPU: 0.01, Valid: true, Load: Load{Rates: flat(0), End: t0, Step: step}}},
+			wantTo: 1, wantReason: ReasonBelowTarget, wantReq: Down, wantRec: 0, wantMsg: "no request arrives (capped at the minimum size 1)"},
 		{name: "stale rates: CPU target tracking", obs: Observation{Pool: pool(4), Metrics: Metrics{CPU: 0.9, Valid: true, Load: func() Load {
 			l := loadOf(flat(100)...)
 			l.End = t0.Add(-2 * time.Minute)
 			return l
 		}()}}, wantTo: 5, wantReason: ReasonAboveTarget, wantReq: Up, wantRec: 5, wantMsg: "no arrival rate"},
-		{name: "nothing known holds", obs: Observation{Pool: pool(4)}, wantTo: 4, wantReason: ReasonNoMetrics,
+		{name: "nothing known holds", obs: Observation{Pool: pool(4)}, wantTo: 4, wantReason: ReasonNoMetrics, noRec: true,
 			wantMsg: "from 4 to 4 because neither the arrival rate nor the CPU utilisation is known"},
 		{name: "limits cap", obs: Observation{Pool: pool(30), Metrics: Metrics{Load: loadOf(flat(1000)...)}},
 			wantTo: 40, wantReason: ReasonAboveTarget, wantReq: Up, wantRec: 107, wantMsg: "(capped at the maximum size 40)"},
@@ -100,9 +103,9 @@ func TestPredictiveDecide(t *testing.T) {
 				last = &got.Recommendations[n-1]
 			}
 			switch {
-			case tt.wantRec == 0 && last != nil:
+			case tt.noRec && last != nil:
 				t.Errorf("recorded %+v, want nothing", *last)
-			case tt.wantRec != 0 && (last == nil || last.Size != tt.wantRec):
+			case !tt.noRec && (last == nil || last.Size != tt.wantRec):
 				t.Errorf("recommendations %+v, want %d recorded now", got.Recommendations, tt.wantRec)
 			}
 		})
