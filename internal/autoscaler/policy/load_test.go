@@ -79,6 +79,14 @@ func TestSeason(t *testing.T) {
 		{"sine of 30 minutes", series(400, func(i int) float64 { return 100 + 60*math.Sin(2*math.Pi*float64(i)/120) }), 30 * time.Minute, 2 * time.Minute, 0.01},
 		{"long history, period of 2 hours", series(2000, square(480, 200, 90, 20)), 2 * time.Hour, 2 * time.Minute, 0},
 		{"only one period and a half", series(60, square(40, 20, 125, 25)), 0, 2 * time.Minute, 0},
+		{"one period and a half after a long unknown past", append(series(400, func(int) float64 { return math.NaN() }), series(60, square(40, 20, 125, 25))...), 0, 2 * time.Minute, 0},
+		{"a period with gaps", func() []float64 {
+			x := series(200, square(40, 20, 125, 25))
+			for i := 0; i < len(x); i += 11 {
+				x[i] = math.NaN()
+			}
+			return x
+		}(), 10 * time.Minute, 2 * time.Minute, 0},
 		{"a ramp is not a period", series(200, func(i int) float64 { return float64(i) }), 0, 2 * time.Minute, 0},
 		{"a step is not a period", series(200, func(i int) float64 { return map[bool]float64{true: 25, false: 145}[i < 80] }), 0, 2 * time.Minute, 0},
 		{"noise is not a period", poissonRates(200, 5, func(int) float64 { return 100 }), 0, 2 * time.Minute, 0},

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -38,15 +39,19 @@ type Season struct {
 // season finds the shortest period between minP and maxP (0: half the
 // history) in which the history repeats, looking at the whole history and,
 // for short periods, at its last seasonPoints rates at full resolution. At
-// least two periods of history are needed.
+// least two periods of history are needed, counted from the first known
+// rate, and the last period must be mostly known.
 func (l Load) season(minP, maxP time.Duration) (Season, bool) {
-	if l.Step <= 0 || len(l.Rates) < 8 {
+	// The history starts at the first known rate (a range query returns
+	// nothing for the time before the data).
+	first := slices.IndexFunc(l.Rates, func(v float64) bool { return !math.IsNaN(v) })
+	if l.Step <= 0 || first < 0 || len(l.Rates)-first < 8 {
 		return Season{}, false
 	}
-	if maxP <= 0 || maxP > time.Duration(len(l.Rates)/2)*l.Step {
-		maxP = time.Duration(len(l.Rates)/2) * l.Step
+	x := l.Rates[first:]
+	if maxP <= 0 || maxP > time.Duration(len(x)/2)*l.Step {
+		maxP = time.Duration(len(x)/2) * l.Step
 	}
-	x := l.Rates
 	if len(x) > seasonPoints {
 		// Short periods at full resolution first.
 		if s, ok := l.searchPeriod(x[len(x)-seasonPoints:], minP, maxP); ok {
@@ -105,8 +110,12 @@ func (l Load) searchPeriod(x []float64, minP, maxP time.Duration) (Season, bool)
 	bestLag, bestFit := 0, math.Inf(1)
 	for lag := max(1, (best-1)*b); lag <= min(len(x)/2, (best+1)*b); lag++ {
 		// The last period (at most 4 × seasonPoints rates), compared with
-		// the one before it.
-		fit := meanSqDiff(x, lag, min(len(x), lag, 4*seasonPoints)) / (2 * vx)
+		// the one before it; most of it must be known.
+		n := min(len(x), lag, 4*seasonPoints)
+		if knownPairs(x, lag, n) < n*3/4 {
+			continue
+		}
+		fit := meanSqDiff(x, lag, n) / (2 * vx)
 		if fit < bestFit {
 			bestLag, bestFit = lag, fit
 		}
@@ -131,6 +140,18 @@ func meanSqDiff(x []float64, lag, n int) float64 {
 		return math.Inf(1)
 	}
 	return sum / float64(k)
+}
+
+// knownPairs counts the pairs (x[i], x[i-lag]) over the last n values of x
+// that are both known.
+func knownPairs(x []float64, lag, n int) int {
+	k := 0
+	for i := max(lag, len(x)-n); i < len(x); i++ {
+		if !math.IsNaN(x[i]) && !math.IsNaN(x[i-lag]) {
+			k++
+		}
+	}
+	return k
 }
 
 // blockMeans averages x in blocks of b (the last block may be shorter);
