@@ -60,7 +60,8 @@ const (
 	// RuleArrivalRate is the requests per second arriving at the pool's
 	// apps (tidepool_app_arrivals_total of path "/", counted when a
 	// request arrives, before it waits for CPU), summed over the members,
-	// over the profile's ArrivalWindow: the load signal that leads the CPU.
+	// each between its last two samples within the profile's
+	// ArrivalWindow (irate): the load signal that leads the CPU.
 	RuleArrivalRate = "pool:tidepool_app_arrivals:rate"
 	// RuleCostPerRequest is the member-seconds of CPU one answered request
 	// costs: RuleInstanceCPU summed over the members, over the answered

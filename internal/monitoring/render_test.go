@@ -125,8 +125,8 @@ func TestRulesUseCourseExpression(t *testing.T) {
 		forDur                 string
 		arrivalWin, rateWindow string
 	}{
-		{Seed(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[1m])) / sum by (instance) (rate(node_cpu_seconds_total[1m]))`, "1m", "30s", "1m"},
-		{Fast(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5s])) / sum by (instance) (rate(node_cpu_seconds_total[5s]))`, "3s", "2s", "5s"},
+		{Seed(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[1m])) / sum by (instance) (rate(node_cpu_seconds_total[1m]))`, "1m", "45s", "1m"},
+		{Fast(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5s])) / sum by (instance) (rate(node_cpu_seconds_total[5s]))`, "3s", "3s", "5s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.profile.Name, func(t *testing.T) {
@@ -149,7 +149,7 @@ func TestRulesUseCourseExpression(t *testing.T) {
 				"pool:node_cpu_utilisation:avg":       "avg(instance:node_cpu_utilisation:ratio)",
 				"TidepoolPoolCPUHigh":                 "pool:node_cpu_utilisation:avg > 0.8",
 				"TidepoolPoolCPULow":                  "pool:node_cpu_utilisation:avg < 0.2",
-				RuleArrivalRate:                       `sum(rate(tidepool_app_arrivals_total{job="app",path="/"}[` + tt.arrivalWin + `]))`,
+				RuleArrivalRate:                       `sum(irate(tidepool_app_arrivals_total{job="app",path="/"}[` + tt.arrivalWin + `]))`,
 				RuleCostPerRequest: `sum(instance:node_cpu_utilisation:ratio) / (sum(rate(tidepool_app_requests_total{job="app",path="/"}[` +
 					tt.rateWindow + `])) > 0)`,
 			}

@@ -11,10 +11,10 @@ import (
 // as Prometheus computes tidepool's pool arrival rate: every member's
 // arrivals counter (tidepool_app_arrivals_total, counted when a request
 // reaches the member) is scraped with the CPU counters; at each evaluation
-// a member's rate is its counter's increase between its first and last
-// samples within the arrival window (at least two), and the pool's is the
-// sum over the members with a rate (none: unknown). The policy gets the
-// rates of the last Pipeline.History, one per evaluation.
+// a member's rate is its counter's increase between its last two samples
+// within the arrival window (irate), and the pool's is the sum over the
+// members with a rate (none: unknown). The policy gets the rates of the
+// last Pipeline.History, one per evaluation.
 type arrivalSignal struct {
 	on    bool
 	ring  []float64 // workload.arrived at scrape k is ring[k%len(ring)]
@@ -59,8 +59,8 @@ func (s *sim) evaluateArrivals(t time.Duration) {
 	a.last = t
 }
 
-// memberArrivals is m's arrival rate over its first and last samples
-// within the arrival window ending at t; ok is false with fewer than two.
+// memberArrivals is m's arrival rate over its last two samples within the
+// arrival window ending at t; ok is false with fewer than two.
 func (s *sim) memberArrivals(m *member, t time.Duration) (float64, bool) {
 	p := s.setup.Metrics
 	if m.ready == never || m.ready > t {
@@ -76,7 +76,7 @@ func (s *sim) memberArrivals(m *member, t time.Duration) (float64, bool) {
 	}
 	k1 := ceilDiv(from-p.Offset, p.Scrape)
 	k2 := min(floorDiv(to-p.Offset, p.Scrape), s.scrapeK-1)
-	k1 = max(k1, 0, s.scrapeK-len(s.arrivals.ring))
+	k1 = max(k1, k2-1, 0, s.scrapeK-len(s.arrivals.ring))
 	if k2 <= k1 {
 		return 0, false
 	}
@@ -104,7 +104,7 @@ func (s *sim) load() policy.Load {
 	if p.History > 0 {
 		rates = rates[max(0, len(rates)-int(p.History/p.Eval)-1):]
 	}
-	l := policy.Load{Rates: rates, End: epoch.Add(a.last), Step: p.Eval, Window: max(p.Scrape, p.ArrivalWindow-p.Scrape)}
+	l := policy.Load{Rates: rates, End: epoch.Add(a.last), Step: p.Eval, Window: p.Scrape}
 	if s.metric.Valid && s.metric.CPU > 0 {
 		l.CostPerRequest = s.w.perReq
 	}

@@ -10,20 +10,21 @@ import (
 
 // TestArrivalSignal checks the arrival rate the policy sees: one rate per
 // evaluation, the last at the tick (never after it), each the members'
-// counters' increase between their two samples in the arrival window;
+// counters' increase between their last two samples in the arrival window;
 // it shows a load step one scrape later while the saturated CPU cannot;
 // new members are missing from it until they have two samples.
 func TestArrivalSignal(t *testing.T) {
 	// 30 req/s, 90 from 100 s; members serve 20 req/s at 100 % CPU.
 	tr := Trace{Name: "step", Start: []time.Duration{0, 100 * sec}, Rate: []float64{30, 90}, End: 200 * sec}
 	pool := Pool{Capacity: 20, Max: 10, Initial: 3, BootDelay: 30 * sec}
-	pipe := Pipeline{Scrape: 10 * sec, Offset: 5 * sec, Window: 20 * sec, Eval: 10 * sec, ArrivalWindow: 20 * sec, History: 50 * sec}
+	pipe := Pipeline{Scrape: 10 * sec, Offset: 5 * sec, Window: 20 * sec, Eval: 10 * sec, ArrivalWindow: 30 * sec, History: 50 * sec}
 	tests := []struct {
 		name string
 		grow int
 		want map[time.Duration]float64 // latest rate at the tick
 	}{
-		// At 110 s the window's samples (95 s, 105 s) straddle the step.
+		// At 110 s the window's last two samples (95 s, 105 s) straddle the
+		// step.
 		{"step", 0, map[time.Duration]float64{20 * sec: 30, 100 * sec: 30, 110 * sec: 60, 120 * sec: 90, 190 * sec: 90}},
 		// 3 members added at 10 s serve from 40 s; their samples are at
 		// 45 s and 55 s: at 50 s only the old members' share (30 req/s

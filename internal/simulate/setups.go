@@ -170,7 +170,7 @@ func PredictivePolicy(o Options, tick time.Duration) policy.Predictive {
 }
 
 // Predictive is the predictive policy reading the pool's arrival rate as
-// tidepool's recording rule computes it (rate over two scrapes, evaluated
+// tidepool's recording rule computes it (irate over three scrapes, evaluated
 // with the profile's rules) every policy.PredictiveTick, or every profile
 // tick if that is shorter.
 func Predictive(o Options) Setup {
