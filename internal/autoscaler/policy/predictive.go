@@ -58,10 +58,11 @@ const (
 //     ScaleDownStabilization;
 //   - a seasonal forecast, as AWS predictive scaling: when the arrival
 //     history repeats itself with a period P (found in the history, see
-//     Season), the pool is sized for the largest rate seen 1..Seasons
-//     periods ago over [now, now+Lead], so capacity arrives one boot time
-//     before a periodic rise. The forecast only adds members; it uses only
-//     rates at or before Load.End (the past).
+//     Season), the pool is sized for the largest rate seen at the same
+//     phase over the next Lead (and Settle, see there) in each of the last
+//     Seasons periods, so capacity arrives one boot time before a periodic
+//     rise. The forecast only adds members; it uses only rates at or
+//     before Load.End (the past).
 //
 // Without a known arrival rate or cost per request, it falls back to
 // target tracking on the CPU (TargetTracking's rule with Target and the
@@ -79,14 +80,15 @@ type Predictive struct {
 	Burst float64
 	// Lead is how far ahead the pool must be right: the time a new member
 	// takes to serve plus one tick (a decision is revised one tick later
-	// at the earliest). The forecast covers [now, now+Lead]; 0 means now
-	// only.
+	// at the earliest). The forecast covers [now, now+Lead+Settle+2
+	// steps], a ramp is extrapolated two leads ahead.
 	Lead time.Duration
 	// ScaleDownStabilization is the look-back window of the scale-in
 	// (see above); 0 disables it.
 	ScaleDownStabilization time.Duration
-	// Seasons is how many past periods the forecast takes the largest
-	// rate of; 0 disables the forecast.
+	// Seasons is how many past periods a rise must have come in for the
+	// forecast to add members for it (it takes the smallest of their
+	// peaks, as many as the history holds); 0 disables the forecast.
 	Seasons int
 	// MinPeriod and MaxPeriod bound the periods the forecast looks for; 0
 	// means 2×Lead (at least 8 rates) and half the history.
@@ -94,8 +96,9 @@ type Predictive struct {
 	// Settle is how long after a scale-out the arrival rate misses the new
 	// members (until they have been scraped twice); 0 means twice the
 	// rates' window and step. Meanwhile the rate from before the new
-	// members served is a floor, and the forecast looks this much further
-	// ahead so that a past dip does not hide a periodic rise.
+	// members served is a floor, and the forecast looks this much and two
+	// rates further ahead than Lead, so that the dip a past scale-out left
+	// right after a periodic rise does not hide the rise.
 	Settle time.Duration
 }
 
@@ -299,12 +302,12 @@ func (p Predictive) recentLoad(obs Observation, now time.Time) Load {
 }
 
 // forecastSize is the size the seasonal forecast asks for over [now,
-// now+Lead] (0 when there is no season or not enough history), and how it
-// was computed.
+// now+Lead+Settle+2 steps] (0 when there is no season or not enough
+// history), and how it was computed.
 func (p Predictive) forecastSize(l Load, disp float64, now time.Time, target float64) (int, string) {
 	minP := p.MinPeriod
 	if minP == 0 {
-		minP = max(2*p.Lead, 8*l.Step, p.Lead+p.settle(l)+l.Step)
+		minP = max(2*p.Lead, 8*l.Step, p.Lead+p.settle(l)+3*l.Step)
 	}
 	s, ok := l.season(minP, p.MaxPeriod)
 	if !ok {
@@ -313,7 +316,7 @@ func (p Predictive) forecastSize(l Load, disp float64, now time.Time, target flo
 	// The rise must have come in each of the last Seasons periods in the
 	// history: the smallest of their peaks over the same phase. Only the
 	// past: every window must end by the last rate.
-	ahead := p.Lead + p.settle(l)
+	ahead := p.Lead + p.settle(l) + 2*l.Step
 	if now.Add(ahead - s.Period).After(l.End) {
 		return 0, ""
 	}
