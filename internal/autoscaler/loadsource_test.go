@@ -6,8 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,31 +127,15 @@ func TestPrometheusMetricsLoadRealPrometheus(t *testing.T) {
 	if _, err := promrun.PrometheusBinary(); err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	rules := fmt.Sprintf(`groups:
-  - name: t
-    interval: 1s
-    rules:
-      - record: %s
+	prom := startPrometheus(t, fmt.Sprintf(`      - record: %s
         expr: vector(0.5)
       - record: %s
         expr: vector(42)
       - record: %s
         expr: vector(0.08)
-`, DefaultCPUQuery, monitoring.RuleArrivalRate, monitoring.RuleCostPerRequest)
-	conf := "global:\n  evaluation_interval: 1s\nrule_files: [" + filepath.Join(dir, "rules.yml") + "]\n"
-	for name, body := range map[string]string{"rules.yml": rules, "prometheus.yml": conf} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+`, DefaultCPUQuery, monitoring.RuleArrivalRate, monitoring.RuleCostPerRequest))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prom, err := promrun.StartPrometheus(ctx, promrun.Config{ConfigFile: filepath.Join(dir, "prometheus.yml"), DataDir: filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(prom.Stop)
 	src := PrometheusMetrics{URL: prom.URL, Load: LoadQuery{History: 10 * time.Second, Step: time.Second}}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		m, err := src.PoolMetrics(ctx)

@@ -203,36 +203,17 @@ type Sample struct {
 // Query runs an instant PromQL query against the Prometheus at baseURL and
 // returns its vector (a scalar result is returned as one unlabelled sample).
 func Query(ctx context.Context, baseURL, expr string) ([]Sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/query?query="+url.QueryEscape(expr), nil)
+	resultType, result, err := apiData(ctx, baseURL+"/api/v1/query?query="+url.QueryEscape(expr))
 	if err != nil {
 		return nil, fmt.Errorf("query %q: %w", expr, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", expr, err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %q: decode: %w", expr, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %q: %s", expr, body.Error)
-	}
-	switch body.Data.ResultType {
+	switch resultType {
 	case "vector":
 		var vec []struct {
 			Metric map[string]string `json:"metric"`
 			Value  [2]any            `json:"value"`
 		}
-		if err := json.Unmarshal(body.Data.Result, &vec); err != nil {
+		if err := json.Unmarshal(result, &vec); err != nil {
 			return nil, fmt.Errorf("query %q: decode vector: %w", expr, err)
 		}
 		out := make([]Sample, 0, len(vec))
@@ -246,7 +227,7 @@ func Query(ctx context.Context, baseURL, expr string) ([]Sample, error) {
 		return out, nil
 	case "scalar":
 		var sc [2]any
-		if err := json.Unmarshal(body.Data.Result, &sc); err != nil {
+		if err := json.Unmarshal(result, &sc); err != nil {
 			return nil, fmt.Errorf("query %q: decode scalar: %w", expr, err)
 		}
 		f, err := parseValue(sc[1])
@@ -255,7 +236,7 @@ func Query(ctx context.Context, baseURL, expr string) ([]Sample, error) {
 		}
 		return []Sample{{Value: f}}, nil
 	default:
-		return nil, fmt.Errorf("query %q: unsupported result type %q", expr, body.Data.ResultType)
+		return nil, fmt.Errorf("query %q: unsupported result type %q", expr, resultType)
 	}
 }
 
@@ -269,4 +250,34 @@ func parseValue(v any) (float64, error) {
 		return 0, fmt.Errorf("sample value %q: %w", s, err)
 	}
 	return f, nil
+}
+
+// apiData sends a GET to the Prometheus HTTP API endpoint u and returns the
+// result type and result of a successful answer; an error answer is
+// returned as its message.
+func apiData(ctx context.Context, u string) (string, json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", nil, fmt.Errorf("decode: %w", err)
+	}
+	if body.Status != "success" {
+		return "", nil, errors.New(body.Error)
+	}
+	return body.Data.ResultType, body.Data.Result, nil
 }

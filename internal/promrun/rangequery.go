@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -34,37 +33,22 @@ func QueryRange(ctx context.Context, baseURL, expr string, start, end time.Time,
 		"end":   {formatTime(end)},
 		"step":  {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/query_range?"+q.Encode(), nil)
+	resultType, result, err := apiData(ctx, baseURL+"/api/v1/query_range?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("query range %q: %w", expr, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query range %q: %w", expr, err)
+	if resultType != "matrix" {
+		return nil, fmt.Errorf("query range %q: unsupported result type %q", expr, resultType)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Metric map[string]string `json:"metric"`
-				Values [][2]any          `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
+	var matrix []struct {
+		Metric map[string]string `json:"metric"`
+		Values [][2]any          `json:"values"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query range %q: decode: %w", expr, err)
+	if err := json.Unmarshal(result, &matrix); err != nil {
+		return nil, fmt.Errorf("query range %q: decode matrix: %w", expr, err)
 	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query range %q: %s", expr, body.Error)
-	}
-	if body.Data.ResultType != "matrix" {
-		return nil, fmt.Errorf("query range %q: unsupported result type %q", expr, body.Data.ResultType)
-	}
-	out := make([]Series, 0, len(body.Data.Result))
-	for _, r := range body.Data.Result {
+	out := make([]Series, 0, len(matrix))
+	for _, r := range matrix {
 		s := Series{Labels: r.Metric, Points: make([]Point, 0, len(r.Values))}
 		for _, v := range r.Values {
 			ts, ok := v[0].(float64)

@@ -139,7 +139,7 @@ func (p Predictive) Decide(obs Observation, now time.Time) Decision {
 	raw, calc := e.size, e.calc
 	if !ok {
 		// No arrival rate or cost per request: track the CPU.
-		if !m.Valid || math.IsNaN(m.CPU) || math.IsInf(m.CPU, 0) || m.CPU < 0 {
+		if !m.cpuKnown() {
 			d := p.Apply(obs, now, Proposal{To: from, Reason: ReasonNoMetrics,
 				Because: "neither the arrival rate nor the CPU utilisation is known"})
 			d.Recommendations = history
@@ -155,7 +155,7 @@ func (p Predictive) Decide(obs Observation, now time.Time) Decision {
 	}
 
 	fcSize, fcCalc := 0, ""
-	if ok && p.Seasons > 0 {
+	if ok && p.Seasons > 0 && l.CostPerRequest > 0 {
 		fcSize, fcCalc = p.forecastSize(l, e.disp, now, target)
 	}
 	to := max(stable, fcSize)
@@ -211,7 +211,7 @@ type estimate struct {
 func (p Predictive) loadSize(obs Observation, now time.Time, target float64) (estimate, bool) {
 	l := obs.Metrics.Load
 	raw, at, ok := l.latest()
-	if !ok || now.Sub(at) > 2*l.Step+l.window() {
+	if !ok || l.Step <= 0 || now.Sub(at) > 2*l.Step+l.window() {
 		return estimate{}, false
 	}
 	if !(l.CostPerRequest > 0) || math.IsInf(l.CostPerRequest, 0) {

@@ -37,6 +37,11 @@ type Metrics struct {
 	Load Load
 }
 
+// cpuKnown reports whether CPU holds a measured utilisation.
+func (m Metrics) cpuKnown() bool {
+	return m.Valid && !math.IsNaN(m.CPU) && !math.IsInf(m.CPU, 0) && m.CPU >= 0
+}
+
 // Recommendation is the size a target-tracking policy recommended at one
 // decision, before stabilisation, step limits and Limits.
 type Recommendation struct {
@@ -116,7 +121,7 @@ func (p TargetTracking) target() float64 {
 func (p TargetTracking) Decide(obs Observation, now time.Time) Decision {
 	from, m, target := obs.Pool.Size, obs.Metrics, p.target()
 	history := recent(obs.Recommendations, now, max(p.ScaleUpStabilization, p.ScaleDownStabilization))
-	if !m.Valid || math.IsNaN(m.CPU) || math.IsInf(m.CPU, 0) || m.CPU < 0 {
+	if !m.cpuKnown() {
 		d := p.Apply(obs, now, Proposal{To: from, Reason: ReasonNoMetrics,
 			Because: "the pool's CPU utilisation is unknown"})
 		d.Recommendations = history
