@@ -33,6 +33,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative settle", Config{Settle: -time.Second}, "must not be negative"},
 		{"bad stage", Config{Stages: []loadgen.Stage{{Kind: loadgen.KindHold, From: -1, Duration: time.Second}}}, "load:"},
 		{"bad policy", Config{Policy: policy.TargetTracking{Limits: policy.Limits{Min: 1, Max: 5}, Target: 2}}, "policy:"},
+		{"predictive", Config{Policy: policy.Predictive{Limits: policy.Limits{Min: 1, Max: 5}}}, ""},
+		{"bad predictive", Config{Policy: policy.Predictive{Limits: policy.Limits{Min: 1, Max: 5}, Seasons: -1}}, "policy: seasons -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
