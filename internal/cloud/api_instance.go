@@ -310,10 +310,24 @@ func (c *Cloud) standaloneForUpdateLocked(zone, id string) (*standaloneRecord, e
 // instanceAction returns the handler of PUT /instance/{id}:ACTION for a
 // standalone instance: start (stopped -> running), stop (running ->
 // stopped), reboot (running stays running), add-protection and
-// remove-protection (a protected instance cannot be deleted). The body, if
-// any (start's rescue-profile), is ignored.
+// remove-protection (a protected instance cannot be deleted), and scale
+// (another instance type; as on Exoscale the instance must be stopped:
+// 409 otherwise). Only scale reads the body; any other (start's
+// rescue-profile) is ignored. A pool member's actions: 400 (its state and
+// type are its pool's).
 func (c *Cloud) instanceAction(action string) apiFunc {
 	return func(r *http.Request) (any, error) {
+		var scale struct {
+			InstanceType *apiRef `json:"instance-type"`
+		}
+		if action == "scale" {
+			if err := decodeBody(r, &scale); err != nil {
+				return nil, err
+			}
+			if err := validInstanceType(scale.InstanceType); err != nil {
+				return nil, err
+			}
+		}
 		id := r.PathValue("id")
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -340,6 +354,12 @@ func (c *Cloud) instanceAction(action string) apiFunc {
 			if s.State != stateRunning {
 				return nil, errorf(http.StatusConflict, "instance %q is not running", id)
 			}
+		case "scale":
+			command = "scale-instance"
+			if s.State != stateStopped {
+				return nil, errorf(http.StatusConflict, "instance %q must be stopped to be scaled", id)
+			}
+			s.InstanceTypeID = scale.InstanceType.ID
 		case "add-protection":
 			command, s.Protected = "add-instance-protection", true
 		case "remove-protection":

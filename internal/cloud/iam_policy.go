@@ -235,6 +235,7 @@ var apiOperations = map[string]iamRequest{
 	"PUT /instance/{id}:start":             {"compute", "start-instance"},
 	"PUT /instance/{id}:stop":              {"compute", "stop-instance"},
 	"PUT /instance/{id}:reboot":            {"compute", "reboot-instance"},
+	"PUT /instance/{id}:scale":             {"compute", "scale-instance"},
 	"PUT /instance/{id}:add-protection":    {"compute", "add-instance-protection"},
 	"PUT /instance/{id}:remove-protection": {"compute", "remove-instance-protection"},
 	"DELETE /instance/{id}":                {"compute", "delete-instance"},

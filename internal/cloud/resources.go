@@ -196,6 +196,7 @@ func (c *Cloud) resourceRoutes() []route {
 		{"PUT", "/instance/{id}:start", c.instanceAction("start")},
 		{"PUT", "/instance/{id}:stop", c.instanceAction("stop")},
 		{"PUT", "/instance/{id}:reboot", c.instanceAction("reboot")},
+		{"PUT", "/instance/{id}:scale", c.instanceAction("scale")},
 		{"PUT", "/instance/{id}:add-protection", c.instanceAction("add-protection")},
 		{"PUT", "/instance/{id}:remove-protection", c.instanceAction("remove-protection")},
 		{"GET", "/reverse-dns/instance/{id}", c.getReverseDNS},
