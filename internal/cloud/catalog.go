@@ -36,10 +36,15 @@ type template struct {
 	DefaultUser string
 }
 
-// templates is the catalog served by GET /template.
+// templates is the catalog served by GET /template: the public templates
+// that Exoscale's clients, examples and account defaults name (the CLI's
+// --template and an account's defaultTemplate are looked up by name).
 var templates = []template{
 	{ID: "c19542b7-d269-4bd4-bf7c-2cae36d066d3", Name: "Linux Ubuntu 24.04 LTS 64-bit", Family: "ubuntu", Version: "24.04", DefaultUser: "ubuntu"},
 	{ID: "5e5a8a3c-7d0e-4b6f-9a4f-2f0e7c3b9d11", Name: "Linux Debian 12 (Bookworm) 64-bit", Family: "debian", Version: "12", DefaultUser: "debian"},
+	{ID: "0c2c4b5e-2f5d-4b8a-9d3e-6a1f2b7c8d90", Name: "Linux Ubuntu 22.04 LTS 64-bit", Family: "ubuntu", Version: "22.04", DefaultUser: "ubuntu"},
+	{ID: "7a4e1d2c-3b6f-4c9a-8e5d-1f2a3b4c5d6e", Name: "Linux Ubuntu 20.04 LTS 64-bit", Family: "ubuntu", Version: "20.04", DefaultUser: "ubuntu"},
+	{ID: "9b8c7d6e-5f4a-4b3c-9d2e-1a0b9c8d7e6f", Name: "Linux Debian 11 (Bullseye) 64-bit", Family: "debian", Version: "11", DefaultUser: "debian"},
 }
 
 // catalogTime is the creation date reported for catalog templates.
