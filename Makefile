@@ -12,7 +12,7 @@ export CGO_ENABLED := 0
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/tidepool
+	$(GO) build -trimpath -ldflags="-s -w" -o $(BIN) ./cmd/tidepool
 
 deps:
 	./scripts/install-deps.sh
