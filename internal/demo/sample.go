@@ -34,6 +34,7 @@ type recorder struct {
 	events  []report.Event
 	seen    map[time.Time]bool // autoscaler decisions already turned into events
 	pool    [2]int             // last size, running
+	alerts  map[string]string  // last known alert states
 }
 
 func newRecorder() *recorder {
@@ -43,7 +44,7 @@ func newRecorder() *recorder {
 func (r *recorder) at(sec int) *report.Sample {
 	s, ok := r.samples[sec]
 	if !ok {
-		s = &report.Sample{T: time.Duration(sec) * time.Second, PoolSize: -1, RunningSize: -1, AvgCPU: math.NaN()}
+		s = &report.Sample{T: time.Duration(sec) * time.Second, PoolSize: -1, RunningSize: -1, StartingSize: -1, DrainingSize: -1, AvgCPU: math.NaN()}
 		r.samples[sec] = s
 	}
 	return s
@@ -67,16 +68,20 @@ func (r *recorder) addLoad(start time.Time, l loadgen.Second) {
 	s.P50, s.P95, s.P99 = l.P50, l.P95, l.P99
 }
 
-// addObservation records the pool size (-1: unknown) and CPU utilisation
-// (NaN: unknown) sampled at t.
-func (r *recorder) addObservation(t time.Duration, size, running int, avg float64, per map[string]float64) {
+// addObservation records what the sampler read at t, and an event for
+// each alert that started or stopped firing.
+func (r *recorder) addObservation(t time.Duration, o observation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.at(int(t / time.Second))
-	s.PoolSize, s.RunningSize = size, running
-	s.AvgCPU, s.CPU = avg, per
-	if size >= 0 {
-		r.pool = [2]int{size, running}
+	s.PoolSize, s.RunningSize, s.StartingSize, s.DrainingSize = o.size, o.running, o.starting, o.draining
+	s.AvgCPU, s.CPU, s.Alerts = o.avgCPU, o.cpu, o.alerts
+	if o.size >= 0 {
+		r.pool = [2]int{o.size, o.running}
+	}
+	if o.alerts != nil {
+		r.events = append(r.events, alertEvents(report.Sample{T: t}, r.alerts, o.alerts)...)
+		r.alerts = o.alerts
 	}
 }
 
@@ -86,20 +91,22 @@ func (r *recorder) addEvent(e report.Event) {
 	r.events = append(r.events, e)
 }
 
-// addDecisions turns the autoscaler's new scaling decisions into events.
+// addDecisions turns the autoscaler's new decisions that changed, held or
+// failed to change the pool into events.
 func (r *recorder) addDecisions(start time.Time, recs []autoscaler.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, d := range recs {
-		if r.seen[d.Time] || d.Result != "scaled" {
+		kind := decisionKind(d)
+		if r.seen[d.Time] || kind == "" {
 			continue
 		}
 		r.seen[d.Time] = true
-		kind := report.KindScaleOut
-		if d.To < d.From {
-			kind = report.KindScaleIn
+		reason := d.Message
+		if d.Error != "" {
+			reason += ": " + d.Error
 		}
-		r.events = append(r.events, report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: d.Message})
+		r.events = append(r.events, report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: reason})
 	}
 }
 
@@ -127,7 +134,7 @@ func (r *recorder) latest() (load, pool report.Sample, failed int) {
 	if lk >= 0 {
 		load = *r.samples[lk]
 	}
-	pool = report.Sample{PoolSize: -1, RunningSize: -1, AvgCPU: math.NaN()}
+	pool = report.Sample{PoolSize: -1, RunningSize: -1, StartingSize: -1, DrainingSize: -1, AvgCPU: math.NaN()}
 	if pk >= 0 {
 		pool = *r.samples[pk]
 	}
@@ -155,16 +162,22 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 	for {
 		t := time.Since(start)
 		qctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
-		size, running, err := poolSize(qctx, client, poolID)
-		if err != nil {
-			size, running = -1, -1
+		o := unknownObservation()
+		o.cpu = map[string]float64{}
+		size, running, runningIDs, err := poolMembers(qctx, client, poolID)
+		switch {
+		case err != nil:
 			if ctx.Err() == nil {
 				log.Warn("sample pool", "err", err)
 			}
+		default:
+			o.size, o.running, o.starting = size, running, size-running
+			if n, err := countDraining(qctx, promURL, runningIDs); err == nil {
+				o.draining = n
+			}
 		}
-		avg, per := math.NaN(), map[string]float64{}
 		if v, err := promrun.Query(qctx, promURL, poolCPUSeries); err == nil && len(v) > 0 {
-			avg = v[0].Value
+			o.avgCPU = v[0].Value
 		}
 		if v, err := promrun.Query(qctx, promURL, instanceCPUSeries); err == nil {
 			for _, s := range v {
@@ -172,11 +185,14 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 				if name == "" {
 					name = s.Labels["instance"]
 				}
-				per[name] = s.Value
+				o.cpu[name] = s.Value
 			}
 		}
+		if a, err := promrun.AlertStates(qctx, promURL); err == nil {
+			o.alerts = a
+		}
 		cancel()
-		rec.addObservation(t, size, running, avg, per)
+		rec.addObservation(t, o)
 		rec.addDecisions(start, scaler.Status().Decisions)
 		select {
 		case <-ctx.Done():
@@ -184,24 +200,6 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 		case <-tick.C:
 		}
 	}
-}
-
-// poolSize returns the pool's member count and how many are running.
-func poolSize(ctx context.Context, client *v3.Client, poolID v3.UUID) (size, running int, err error) {
-	list, err := client.ListInstances(ctx, v3.ListInstancesWithManagerID(poolID), v3.ListInstancesWithManagerType(v3.ListInstancesManagerTypeInstancePool))
-	if err != nil {
-		return 0, 0, fmt.Errorf("list instances: %w", err)
-	}
-	for _, in := range list.Instances {
-		switch in.State {
-		case v3.InstanceStateDestroying, v3.InstanceStateDestroyed, v3.InstanceStateExpunging:
-			continue
-		case v3.InstanceStateRunning:
-			running++
-		}
-		size++
-	}
-	return size, running, nil
 }
 
 // progress prints one line every period until ctx ends.

@@ -25,6 +25,11 @@ const (
 	KindAlertDown = "alert-down"
 	KindLoadStart = "load-start"
 	KindLoadEnd   = "load-end"
+	// KindScaleHeld is a change the autoscaler decided but held (pool busy,
+	// cooldown, warmup), KindScaleFailed one that failed; both are listed,
+	// not drawn.
+	KindScaleHeld   = "scale-held"
+	KindScaleFailed = "scale-failed"
 )
 
 // DefaultLoadThreshold is the fraction of the peak offered load used to
