@@ -35,8 +35,9 @@
     return Math.floor(t / 60) + ':' + pad(t % 60);
   }
 
-  // niceTop is the highest tick of the report's niceTicks for a maximum hi.
-  function niceTop(hi, integer) {
+  // niceTicks is the report's niceTicks: ticks 0, step, ..., top >= hi with
+  // a 1-2-2.5-5 step giving about 5 intervals.
+  function niceTicks(hi, integer) {
     if (!(hi > 0) || !isFinite(hi)) hi = 1;
     const raw = hi / 5;
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
@@ -45,7 +46,22 @@
       if (m * mag >= raw) { step = m * mag; break; }
     }
     if (integer) step = Math.max(Math.ceil(step), 1);
-    return Math.ceil(hi / step - 1e-9) * step;
+    const n = Math.ceil(hi / step - 1e-9);
+    const ticks = [];
+    for (let i = 0; i <= n; i++) ticks.push(i * step);
+    return ticks;
+  }
+
+  // timeTicks is the report's timeTicks: about 8 to 16 ticks from 0 to xmax.
+  function timeTicks(xmax) {
+    const steps = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    let step = steps[steps.length - 1];
+    for (const s of steps) {
+      if (xmax / s <= 16) { step = s; break; }
+    }
+    const ticks = [];
+    for (let v = 0; v <= xmax + 1e-9; v += step) ticks.push(v);
+    return ticks;
   }
 
   function px(points) { return points * PT; }
@@ -95,8 +111,10 @@
     return cols;
   }
 
-  function yTop(panel, cols, nExtras) {
-    if (panel.ID === 'cpu') return niceTop(100, false) * HEADROOM;
+  // yTicks are the y ticks of a panel, computed from its data as the report
+  // does; the axis goes HEADROOM times higher than the last.
+  function yTicks(panel, cols, nExtras) {
+    if (panel.ID === 'cpu') return niceTicks(100, false);
     let hi = 0;
     for (let i = 1 + nExtras; i < cols.length; i++) {
       for (const v of cols[i]) if (v != null && v > hi) hi = v;
@@ -109,7 +127,12 @@
       hi = Math.max(hi, 1);
     }
     if (panel.ID === 'errors') hi = Math.max(hi, 1);
-    return niceTop(hi, panel.Integer) * HEADROOM;
+    return niceTicks(hi, panel.Integer);
+  }
+
+  function yTop(panel, cols, nExtras) {
+    const ticks = yTicks(panel, cols, nExtras);
+    return ticks[ticks.length - 1] * HEADROOM;
   }
 
   function xEnd() {
@@ -132,6 +155,7 @@
     const rowEnd = new Array(LABEL_ROWS).fill(-Infinity);
     ctx.save();
     ctx.font = font;
+    ctx.textAlign = 'left';
     ctx.textBaseline = 'top';
     for (const ev of state.events) {
       if (!panel.Marks.includes(ev.kind)) continue;
@@ -195,8 +219,8 @@
         y: { range: (u) => [0, yTop(panel, u.data, entry.ex.length)] },
       },
       axes: [
-        { label: 'time since demo start (min:s)', values: (u, splits) => splits.map(clock) },
-        { label: panel.YLabel, incrs: panel.Integer ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] : undefined },
+        { label: 'time since demo start (min:s)', splits: () => timeTicks(xEnd()), values: (u, splits) => splits.map(clock) },
+        { label: panel.YLabel, splits: (u) => yTicks(panel, u.data, entry.ex.length) },
       ],
       series,
       legend: { live: true },
