@@ -98,6 +98,9 @@ type Config struct {
 	// are used as they are (keep them equal to MinSize/MaxSize). The
 	// autoscaler reads the pool CPU from the demo's Prometheus for it.
 	Policy policy.Policy
+	// LiveAddr is where the live page is served (live.go); "" means
+	// DefaultLiveAddr, LiveOff serves none. [issue 19 hook]
+	LiveAddr string
 }
 
 // DefaultScenario is the default load for a profile: a ramp that takes the
@@ -255,6 +258,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	// 1. The local cloud.
 	say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, prof.AutoscalerTick, cfg.OutDir)
+	lv, err := startLive(&st, cfg, say) // [issue 19 hook] live page, fed from the recorder below
+	if err != nil {
+		return Result{}, err
+	}
 	key, secret := "EXO"+randomHex(12), randomHex(20)
 	membersLog, err := os.Create(filepath.Join(cfg.OutDir, "members.log"))
 	if err != nil {
@@ -441,6 +448,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	st.add(prom.Stop)
 	say("prometheus %s, alertmanager http://%s, autoscaler %s", prom.URL, amAddr, autoscalerURL)
+	lv.setLinks(prom.URL, "http://"+amAddr, autoscalerURL) // [issue 19 hook]
 	cancelSetup()
 
 	// 5. Load, sampling and progress.
@@ -458,6 +466,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		defer close(progressDone)
 		progress(samplerCtx, cfg.Out, cfg.ProgressEvery, start, rec)
 	}()
+	liveFed := lv.feed(samplerCtx, rec) // [issue 19 hook]
 
 	say("load: %s through %s", describeStages(cfg.Stages), svc.Addr)
 	loadSum, timeline, loadErr := loadgen.Run(ctx, loadgen.Config{
@@ -482,6 +491,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	stopSampler()
 	<-samplerDone
 	<-progressDone
+	liveFed() // [issue 19 hook]
 
 	// 7. Report.
 	samples, events := rec.snapshot()
@@ -524,6 +534,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	say("%s", res.Summary.Text())
 	say("report: %s and %s", res.HTMLPath, res.PNGPath)
+	if err := lv.finish(ctx, samples, events, res.HTMLPath); err != nil { // [issue 19 hook]
+		log.Warn("live page", "err", err)
+	}
 
 	st.stop()
 	if err := ctx.Err(); err != nil {
