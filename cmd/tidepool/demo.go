@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 
 	"tidepool/internal/autoscaler/policy"
 	"tidepool/internal/demo"
@@ -26,6 +27,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.BootDelay, "boot-delay", 0, "emulated VM boot time of new members (default 2s fast, 20s seed)")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "after the load, wait at most this long for the pool to shrink to -min (default 20 ticks)")
 	port := fs.Uint("service-port", demo.DefaultServicePort, "load balancer service port")
+	fs.StringVar(&cfg.LiveAddr, "live", demo.DefaultLiveAddr, "address of the live page (a busy port falls back to a free one; port 0 picks one); \"off\" serves none")
 	var stages loadStages
 	fs.Var(&stages, "stage", "load stage, repeatable (see tidepool load -h); default: the built-in scenario")
 	scenario := fs.String("scenario", "", "YAML or JSON file listing the load stages")
@@ -34,6 +36,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Lookup("scale-down-stabilization").DefValue = "5 autoscaler ticks"
 	env := pf.env("TIDEPOOL_DEMO_")
 	env["profile"], env["out"] = []string{"TIDEPOOL_DEMO_PROFILE"}, []string{"TIDEPOOL_DEMO_OUT"}
+	env["live"] = []string{"TIDEPOOL_DEMO_LIVE"}
 	if code, ok := parseFlags(fs, args, env); !ok {
 		return code
 	}
@@ -53,6 +56,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, fmt.Errorf("bad -service-port %d", *port))
 	}
 	cfg.ServicePort = uint16(*port)
+	if cfg.LiveAddr != demo.LiveOff {
+		if _, _, err := net.SplitHostPort(cfg.LiveAddr); err != nil {
+			return usageError(fs, fmt.Errorf("bad -live %q: want host:port or off", cfg.LiveAddr))
+		}
+	}
 	switch {
 	case len(stages) > 0 && *scenario != "":
 		return usageError(fs, errors.New("give either -stage or -scenario, not both"))
