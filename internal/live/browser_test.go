@@ -142,11 +142,10 @@ func TestPageInBrowser(t *testing.T) {
 	if err := json.Unmarshal(got, &gotJSON); err != nil {
 		t.Fatal(err)
 	}
-	wantWire := make([]sampleJSON, len(all))
-	for i, s := range all {
-		wantWire[i] = wireSample(s)
+	wantJSON, err := SamplesJSON(all)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wantJSON, _ := json.Marshal(wantWire)
 	if !sameJSON(t, []byte(gotJSON), wantJSON) {
 		t.Errorf("page samples differ from the report's:\n got %s\nwant %s", gotJSON, wantJSON)
 	}

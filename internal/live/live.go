@@ -434,6 +434,20 @@ func (s *Server) messageSince(since uint64) message {
 	return m
 }
 
+// SamplesJSON returns samples as the page receives them (sorted by time):
+// a JSON array of {"t": seconds, "v": {series key: value or null},
+// "cpu": {instance: percent or null}, "alerts": {name: state}}, values as
+// report.PlotPoint gives them. Tests compare it with what a page holds.
+func SamplesJSON(samples []report.Sample) ([]byte, error) {
+	sorted := slices.Clone(samples)
+	slices.SortStableFunc(sorted, func(a, b report.Sample) int { return cmp.Compare(a.T, b.T) })
+	out := make([]sampleJSON, len(sorted))
+	for i, s := range sorted {
+		out[i] = wireSample(s)
+	}
+	return json.Marshal(out)
+}
+
 type sampleJSON struct {
 	T      float64           `json:"t"`
 	V      map[string]num    `json:"v"`

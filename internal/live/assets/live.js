@@ -223,7 +223,7 @@
         { label: panel.YLabel, splits: (u) => yTicks(panel, u.data, entry.ex.length) },
       ],
       series,
-      legend: { live: true },
+      legend: { live: false },
       hooks: { draw: [(u) => drawMarks(u, panel)] },
     };
     entry.u = new uPlot(opts, columns(panel, ex), plotBox);
