@@ -70,7 +70,7 @@ func (a *Autoscaler) statusView() statusView {
 
 // describePolicy names the policy's type and lists its exported fields
 // (those of embedded structs such as Limits flattened), in declaration
-// order.
+// order; an empty string shows as "(default)".
 func describePolicy(p any) (string, []param) {
 	if p == nil {
 		return "none", nil
@@ -95,7 +95,11 @@ func describePolicy(p any) (string, []param) {
 				walk(v.Field(i))
 				continue
 			}
-			params = append(params, param{f.Name, fmt.Sprint(v.Field(i).Interface())})
+			val := fmt.Sprint(v.Field(i).Interface())
+			if val == "" {
+				val = "(default)"
+			}
+			params = append(params, param{f.Name, val})
 		}
 	}
 	walk(rv)

@@ -45,7 +45,7 @@ func TestStatusPage(t *testing.T) {
 	for _, want := range []string{
 		`<td id="pool-size">2</td>`,
 		`<td id="pending">0 up, 1 down`,
-		"policy.Webhook", "<th>Min</th><td>1</td>", "<th>Max</th><td>3</td>", "<th>Cooldown</th><td>30s</td>", "<th>Victims</th>",
+		"policy.Webhook", "<th>Min</th><td>1</td>", "<th>Max</th><td>3</td>", "<th>Cooldown</th><td>30s</td>", "<th>Victims</th><td>(default)</td>",
 		"<th>tick interval</th>",
 		`<tr class="scaled">`, "1 → 2", string(d.Reason), htmlText(d.Message),
 		`http-equiv="refresh"`,
