@@ -118,10 +118,12 @@ func (s *Server) SetLinks(links ...Link) {
 	s.metaSeq = s.bump()
 }
 
-// Publish replaces the page's data with samples and events, the complete
-// record so far (the demo's recorder snapshot). Only samples that changed
-// since the last Publish, and the events if any changed, are sent to the
-// pages. It does not block on pages. Publishing after Finish does nothing.
+// Publish gives the page the record so far (the demo's recorder snapshot):
+// samples are keyed by their time T, and one whose time is absent from
+// samples keeps what was published for it before (the record only grows);
+// events replace the events. Only the samples that changed since the last
+// Publish, and the events if they changed, are sent to the pages. It does
+// not block on pages. Publishing after Finish does nothing.
 func (s *Server) Publish(samples []report.Sample, events []report.Event) {
 	enc := make(map[float64][]byte, len(samples))
 	for _, smp := range samples {
