@@ -265,7 +265,7 @@ func runValidate(ctx context.Context, which, dir string, stdout, stderr io.Write
 }
 
 // demoForValidation is the demo configuration of a validation run: its
-// output directory and progress lines.
+// output directory and progress lines, and no live page.
 func demoForValidation(dir string, progress io.Writer) demo.Config {
-	return demo.Config{OutDir: dir, Out: progress}
+	return demo.Config{OutDir: dir, Out: progress, LiveAddr: demo.LiveOff}
 }

@@ -26,6 +26,8 @@ import (
 //     unified-alerting payload; each firing alert's direction comes from its
 //     DirectionLabel label or DirectionAnnotation annotation.
 //   - GET /status (JSON Status), GET /metrics (Prometheus), GET /health.
+//   - GET / : the read-only HTML status page (status.go), behind the same
+//     credentials as the webhooks.
 //
 // Webhook endpoints answer 401 without the configured credentials, 413 for
 // a body over MaxBody and 400 for a malformed payload, recording nothing.
@@ -35,6 +37,7 @@ func (a *Autoscaler) Handler() http.Handler {
 	mux.Handle("/down", a.webhook("/down", a.handleSignal(policy.Down)))
 	mux.Handle("/webhook", a.webhook("/webhook", a.handleAlerts))
 	mux.HandleFunc("GET /status", a.handleStatus)
+	mux.Handle("GET /{$}", a.statusPage()) // HTML status page (status.go)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
