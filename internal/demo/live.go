@@ -25,10 +25,11 @@ const DefaultLiveAddr = "127.0.0.1:8088"
 const LiveOff = "off"
 
 const (
-	// livePublishEvery is the longest a change waits before it is sent
-	// to the open pages; the recorder tells the parts of a second within
-	// milliseconds, so they go out together.
-	livePublishEvery = 250 * time.Millisecond
+	// livePublishEvery is the longest a recorded change waits before it
+	// is sent to the open pages (they must update at least every second);
+	// the changes in between go out together, as each Publish encodes the
+	// whole record.
+	livePublishEvery = 500 * time.Millisecond
 	// liveFinishWait bounds the wait for open pages to receive the final
 	// report, and then the server's shutdown.
 	liveFinishWait = 5 * time.Second
