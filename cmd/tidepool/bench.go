@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"tidepool/internal/atomicfile"
 	"tidepool/internal/bench"
 	"tidepool/internal/outpath"
 )
@@ -130,12 +128,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "tidepool bench:", err)
 		code = 1
 	}
-	var buf bytes.Buffer
-	err = bench.WriteJSON(&buf, rep)
-	if err == nil {
-		err = atomicfile.Write(path, buf.Bytes(), 0o644)
-	}
-	if err != nil {
+	if err := bench.SaveJSON(path, rep); err != nil {
 		fmt.Fprintln(stderr, "tidepool bench: save report:", err)
 		return 1
 	}

@@ -25,25 +25,28 @@ import (
 
 // cloudEnv maps cloud's flags to the environment variables that set them.
 var cloudEnv = map[string][]string{
-	"listen":         {"TIDEPOOL_CLOUD_LISTEN"},
-	"key":            {"TIDEPOOL_CLOUD_KEY", "EXOSCALE_KEY", "EXOSCALE_API_KEY"},
-	"secret":         {"TIDEPOOL_CLOUD_SECRET", "EXOSCALE_SECRET", "EXOSCALE_API_SECRET"},
-	"zone":           {"TIDEPOOL_CLOUD_ZONE", "EXOSCALE_ZONE"},
-	"state-dir":      {"TIDEPOOL_CLOUD_STATE_DIR"},
-	"member-net":     {"TIDEPOOL_CLOUD_MEMBER_NET"},
-	"nlb-net":        {"TIDEPOOL_CLOUD_NLB_NET"},
-	"nlb-datapath":   {"TIDEPOOL_CLOUD_NLB_DATAPATH"},
-	"app-port":       {"TIDEPOOL_CLOUD_APP_PORT"},
-	"metrics-port":   {"TIDEPOOL_CLOUD_METRICS_PORT"},
-	"boot-delay":     {"TIDEPOOL_CLOUD_BOOT_DELAY"},
-	"cpu-per-vcpu":   {"TIDEPOOL_CLOUD_CPU_PER_VCPU"},
-	"max-pool-size":  {"TIDEPOOL_CLOUD_MAX_POOL_SIZE"},
-	"app-binary":     {"TIDEPOOL_CLOUD_APP_BINARY"},
-	"evict-grace":    {"TIDEPOOL_CLOUD_EVICT_GRACE"},
-	"shutdown-grace": {"TIDEPOOL_CLOUD_SHUTDOWN_GRACE"},
-	"cgroup-parent":  {"TIDEPOOL_CLOUD_CGROUP_PARENT"},
-	"member-logs":    {"TIDEPOOL_CLOUD_MEMBER_LOGS"},
-	"log-level":      {"TIDEPOOL_LOG_LEVEL"},
+	"listen":           {"TIDEPOOL_CLOUD_LISTEN"},
+	"key":              {"TIDEPOOL_CLOUD_KEY", "EXOSCALE_KEY", "EXOSCALE_API_KEY"},
+	"secret":           {"TIDEPOOL_CLOUD_SECRET", "EXOSCALE_SECRET", "EXOSCALE_API_SECRET"},
+	"zone":             {"TIDEPOOL_CLOUD_ZONE", "EXOSCALE_ZONE"},
+	"state-dir":        {"TIDEPOOL_CLOUD_STATE_DIR"},
+	"member-net":       {"TIDEPOOL_CLOUD_MEMBER_NET"},
+	"nlb-net":          {"TIDEPOOL_CLOUD_NLB_NET"},
+	"nlb-datapath":     {"TIDEPOOL_CLOUD_NLB_DATAPATH"},
+	"nlb-idle-timeout": {"TIDEPOOL_CLOUD_NLB_IDLE_TIMEOUT"},
+	"nlb-max-conns":    {"TIDEPOOL_CLOUD_NLB_MAX_CONNS"},
+	"app-port":         {"TIDEPOOL_CLOUD_APP_PORT"},
+	"metrics-port":     {"TIDEPOOL_CLOUD_METRICS_PORT"},
+	"boot-delay":       {"TIDEPOOL_CLOUD_BOOT_DELAY"},
+	"cpu-per-vcpu":     {"TIDEPOOL_CLOUD_CPU_PER_VCPU"},
+	"max-pool-size":    {"TIDEPOOL_CLOUD_MAX_POOL_SIZE"},
+	"app-binary":       {"TIDEPOOL_CLOUD_APP_BINARY"},
+	"evict-grace":      {"TIDEPOOL_CLOUD_EVICT_GRACE"},
+	"shutdown-grace":   {"TIDEPOOL_CLOUD_SHUTDOWN_GRACE"},
+	"cgroup-parent":    {"TIDEPOOL_CLOUD_CGROUP_PARENT"},
+	"member-logs":      {"TIDEPOOL_CLOUD_MEMBER_LOGS"},
+	"log-level":        {"TIDEPOOL_LOG_LEVEL"},
+	"https-proxy":      {"TIDEPOOL_CLOUD_HTTPS_PROXY"},
 }
 
 // cloudHTTPShutdown bounds closing the API server after SIGTERM.
@@ -61,6 +64,8 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	memberNet := fs.String("member-net", cloud.DefaultMemberNet.String(), "loopback range of member IPs (.2 upward)")
 	nlbNet := fs.String("nlb-net", cloud.DefaultNLBNet.String(), "loopback range of load balancer IPs")
 	nlbDataPath := fs.String("nlb-datapath", string(nlb.DataPathAuto), "how load balancers move bytes: auto (epoll on Linux), epoll or portable (a goroutine per connection direction)")
+	fs.DurationVar(&cfg.NLBIdleTimeout, "nlb-idle-timeout", nlb.DefaultIdleTimeout, "load balancers close a connection through which nothing moved for this long (negative: never)")
+	fs.IntVar(&cfg.NLBMaxConns, "nlb-max-conns", nlb.DefaultMaxConns, "most open client connections per load balancer service; at the cap a new one closes the longest-idle one or is refused (negative: no cap)")
 	appPort := fs.Uint("app-port", cloud.DefaultAppPort, "port of the app on every member")
 	metricsPort := fs.Uint("metrics-port", cloud.DefaultMetricsPort, "port of the node exporter on every member")
 	bootDelay := fs.Duration("boot-delay", cloud.DefaultBootDelay, "how long a new member is \"starting\" before its process starts (0: none)")
@@ -72,6 +77,7 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup under which member groups are created (default \"tidepool\")")
 	memberLogs := fs.Bool("member-logs", false, "copy the members' output to stderr")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	httpsProxy := fs.String("https-proxy", "", "loopback address of an HTTPS front (CONNECT proxy for *.exoscale.com:443 with its own CA in --state-dir) for clients with a fixed host; empty: none")
 	if code, ok := parseFlags(fs, args, cloudEnv); !ok {
 		return code
 	}
@@ -106,11 +112,24 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(fs, fmt.Errorf("-cpu-per-vcpu %v must be positive", cfg.CPUPerVCPU))
 	case cfg.MaxPoolSize < 1:
 		return usageError(fs, fmt.Errorf("-max-pool-size %d must be at least 1", cfg.MaxPoolSize))
+	case cfg.NLBIdleTimeout == 0 || cfg.NLBMaxConns == 0:
+		return usageError(fs, errors.New("-nlb-idle-timeout and -nlb-max-conns must not be 0 (negative: no limit)"))
 	case cfg.EvictGrace <= 0 || cfg.ShutdownGrace <= 0:
 		return usageError(fs, errors.New("-evict-grace and -shutdown-grace must be positive"))
 	}
 	if err := checkListen("listen", *listen); err != nil {
 		return usageError(fs, err)
+	}
+	if *httpsProxy != "" {
+		if err := checkListen("https-proxy", *httpsProxy); err != nil {
+			return usageError(fs, err)
+		}
+		if err := loopbackAddr(*httpsProxy); err != nil {
+			return usageError(fs, fmt.Errorf("-https-proxy: %w", err))
+		}
+		if cfg.StateDir == "" {
+			return usageError(fs, errors.New("-https-proxy needs -state-dir (the front's CA is kept there)"))
+		}
 	}
 	if *appBinary != "" {
 		bin := *appBinary
@@ -158,12 +177,27 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logger.Warn("member CPU limits unavailable", "warning", w)
 	}
 
+	var front *cloud.HTTPSFront
+	var frontLn net.Listener
+	if *httpsProxy != "" {
+		if front, err = cloud.NewHTTPSFront(cloud.HTTPSFrontConfig{Handler: c.Handler(), Dir: cfg.StateDir, Logger: logger}); err != nil {
+			ln.Close()
+			logger.Error("cannot start the https front", "err", err)
+			return 1
+		}
+		if frontLn, err = net.Listen("tcp", *httpsProxy); err != nil {
+			ln.Close()
+			logger.Error("cannot listen", "addr", *httpsProxy, "err", err)
+			return 1
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", c.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: cloud.MaxHeaderBytes}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -171,6 +205,14 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	runErr := make(chan error, 1)
 	go func() { runErr <- c.Run(runCtx) }()
 	logger.Info("cloud API listening", "endpoint", cfg.PublicEndpoint)
+	frontErr := make(chan error, 1)
+	if front != nil {
+		go func() { frontErr <- front.Serve(runCtx, frontLn) }()
+		logger.Info("https front listening", "addr", frontLn.Addr().String(), "ca", front.CAFile(),
+			"client_env", "HTTPS_PROXY=http://"+frontLn.Addr().String()+" SSL_CERT_FILE="+front.CAFile())
+	} else {
+		frontErr <- nil
+	}
 
 	code := 0
 	select {
@@ -186,9 +228,30 @@ func runCloud(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		code = 1
 	}
 	stopRun()
+	if err := <-frontErr; err != nil {
+		logger.Error("https front failed", "err", err)
+		code = 1
+	}
 	if err := <-runErr; err != nil {
 		logger.Error("cloud failed", "err", err)
 		code = 1
 	}
 	return code
+}
+
+// loopbackAddr checks that addr is HOST:PORT with a loopback IP or
+// localhost as host: the HTTPS front serves this machine only.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
 }

@@ -130,22 +130,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "load: interrupted, writing partial results")
 	}
 
-	code := 0
-	if *outCSV != "" {
-		if err := loadgen.SaveCSV(*outCSV, tl); err != nil {
-			logger.Error("cannot write timeline", "path", *outCSV, "err", err)
-			code = 1
-		}
+	if err := loadgen.Save(stdout, *outCSV, *outJSON, tl, sum); err != nil {
+		logger.Error("cannot write results", "err", err)
+		return 1
 	}
-	if *outJSON != "" {
-		if err := loadgen.SaveJSON(*outJSON, tl, sum); err != nil {
-			logger.Error("cannot write report", "path", *outJSON, "err", err)
-			code = 1
-		}
-	}
-	if err := loadgen.WriteSummary(stdout, sum); err != nil {
-		logger.Error("cannot write summary", "err", err)
-		code = 1
-	}
-	return code
+	return 0
 }

@@ -6,6 +6,10 @@
 // /health answers 503 at once, requests are still served for the drain period
 // so a load balancer's health check can take the member out of rotation, and
 // finally in-flight requests are finished and Run returns nil.
+//
+// It owns what runs on every pool member (the work, /health, /metrics, the
+// drain) and must not import any other tidepool package: the same binary runs
+// on a real VM.
 package app
 
 import (

@@ -7,6 +7,8 @@
 // The temporary file is named "."+base+".tmp-<random>" (for example
 // ".config.json.tmp-123456"), so globs such as "*.json", "*.yml" or "*.yaml"
 // used by Prometheus file_sd_configs never match it.
+//
+// It owns publishing a file and must not import any other tidepool package.
 package atomicfile
 
 import (

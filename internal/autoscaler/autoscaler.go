@@ -19,6 +19,10 @@
 //	 └──────────── cooldown elapsed (policy holds) ◀──── cooldown
 //
 // A no-op is not an error; the cooldown starts only after a real change.
+//
+// It owns the control loop, its webhooks and its state file, and must not
+// import the local cloud (internal/cloud: it talks to any cloud through
+// egoscale), the demo, or anything that starts processes (promrun, supervise).
 package autoscaler
 
 import (
@@ -34,6 +38,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/autoscaler/policy"
+	"tidepool/internal/httpbody"
 )
 
 // ReasonObserveFailed is the reason recorded for a tick that could not read
@@ -82,6 +87,7 @@ type Autoscaler struct {
 	drainer *drainer
 	signals signals
 	state   stateFile
+	bodies  *httpbody.Reader // webhook bodies: at most webhookBodies at once, each at most cfg.MaxBody
 
 	tickMu sync.Mutex              // one tick at a time
 	recs   []policy.Recommendation // the policy's state (Decision.Recommendations); guarded by tickMu
@@ -101,11 +107,12 @@ func New(cfg Config) (*Autoscaler, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	a := &Autoscaler{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), state: stateFile{path: cfg.StateFile}}
+	a := &Autoscaler{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), state: stateFile{path: cfg.StateFile},
+		bodies: httpbody.New(httpbody.Limits{Max: cfg.MaxBody, Concurrent: webhookBodies})}
 	a.cloud = &cloudPool{
 		api:       cfg.Cloud,
 		id:        v3.UUID(cfg.PoolID),
-		backoff:   backoff{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
+		backoff:   retries{attempts: cfg.RetryAttempts, base: cfg.RetryBase, max: 16 * cfg.RetryBase},
 		opTimeout: cfg.OperationTimeout,
 		poll:      min(cfg.RetryBase, 250*time.Millisecond),
 		metrics:   a.metrics,
@@ -151,6 +158,7 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    webhookHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)

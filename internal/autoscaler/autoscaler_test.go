@@ -25,6 +25,7 @@ import (
 
 	"tidepool/internal/autoscaler/policy"
 	"tidepool/internal/buildbin"
+	"tidepool/internal/cloud/cloudtest"
 	"tidepool/internal/exoclient"
 )
 
@@ -89,15 +90,15 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// newTestAutoscaler returns an autoscaler on fake with fast retries and an
+// newTestAutoscaler returns an autoscaler on f with fast retries and an
 // injected clock; edit adjusts the config.
-func newTestAutoscaler(t *testing.T, f *fakeCloud, edit func(*Config)) (*Autoscaler, *clock, *syncBuffer) {
+func newTestAutoscaler(t *testing.T, f testCloud, edit func(*Config)) (*Autoscaler, *clock, *syncBuffer) {
 	t.Helper()
 	log, buf := testLogger(t)
 	clk := &clock{now: time.Date(2025, 11, 25, 12, 0, 0, 0, time.UTC)}
 	cfg := Config{
-		Cloud:        f.client,
-		PoolID:       f.poolID,
+		Cloud:        f.apiClient(),
+		PoolID:       f.pool(),
 		Policy:       policy.Webhook{Limits: policy.Limits{Min: 1, Max: 3}},
 		Now:          clk.Now,
 		RetryBase:    5 * time.Millisecond,
@@ -142,7 +143,7 @@ func signal(t *testing.T, a *Autoscaler, method, path string, body string, hdr m
 }
 
 func TestTickScalesUpOnSignal(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	a, _, logs := newTestAutoscaler(t, f, nil)
 	if code, _ := signal(t, a, http.MethodGet, "/up", "", nil); code != http.StatusOK {
 		t.Fatalf("GET /up = %d, want 200", code)
@@ -210,7 +211,7 @@ func TestRecordTimeIsTheTicksNow(t *testing.T) {
 }
 
 func TestTickDownAtMinIsNoop(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	a, _, logs := newTestAutoscaler(t, f, nil)
 	if code, _ := signal(t, a, http.MethodPost, "/down", "", nil); code != http.StatusOK {
 		t.Fatalf("POST /down = %d, want 200", code)
@@ -230,16 +231,16 @@ func TestTickDownAtMinIsNoop(t *testing.T) {
 func TestTickRetriesWithoutScalingTwice(t *testing.T) {
 	tests := []struct {
 		name       string
-		failures   []fakeFailure
+		failures   []cloudtest.Fault
 		wantScales int
 	}{
-		{"failure before the change is retried", []fakeFailure{{status: 503}}, 2},
-		{"response lost after the change is not repeated", []fakeFailure{{status: 502, apply: true}}, 1},
-		{"two failures", []fakeFailure{{status: 500}, {status: 504}}, 3},
+		{"failure before the change is retried", []cloudtest.Fault{{Status: 503}}, 2},
+		{"response lost after the change is not repeated", []cloudtest.Fault{{Status: 502, After: true}}, 1},
+		{"two failures", []cloudtest.Fault{{Status: 500}, {Status: 504}}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeCloud(t, 2)
+			f := newLocalCloud(t, 2)
 			a, _, _ := newTestAutoscaler(t, f, nil)
 			f.fail(routeScale, tt.failures...)
 			signal(t, a, http.MethodGet, "/up", "", nil)
@@ -277,9 +278,9 @@ func TestTickFailedOperationIsAnError(t *testing.T) {
 }
 
 func TestTickObserveFailureKeepsSignals(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.RetryAttempts = 2 })
-	f.fail(routePool, fakeFailure{status: 500}, fakeFailure{status: 500})
+	f.fail(routePool, cloudtest.Fault{Status: 500}, cloudtest.Fault{Status: 500})
 	signal(t, a, http.MethodGet, "/up", "", nil)
 	if _, err := a.Tick(context.Background()); err == nil {
 		t.Fatal("Tick succeeded, want an error")
@@ -296,7 +297,7 @@ func TestTickObserveFailureKeepsSignals(t *testing.T) {
 }
 
 func TestTickPermanentErrorIsNotRetried(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.PoolID = "7b6c1a1e-0000-4000-8000-0000000000ff" })
 	_, err := a.Tick(context.Background())
 	if err == nil || !isPermanent(err) {
@@ -322,7 +323,7 @@ func TestTickHolds(t *testing.T) {
 		}
 	})
 	t.Run("dry run", func(t *testing.T) {
-		f := newFakeCloud(t, 1)
+		f := newLocalCloud(t, 1)
 		a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.DryRun = true })
 		signal(t, a, http.MethodGet, "/up", "", nil)
 		d, err := a.Tick(context.Background())
@@ -339,7 +340,7 @@ func TestTickHolds(t *testing.T) {
 }
 
 func TestCooldownSurvivesRestart(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	stateFile := filepath.Join(t.TempDir(), "state.json")
 	edit := func(c *Config) {
 		c.StateFile = stateFile
@@ -370,12 +371,11 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 }
 
 func TestCorruptStateFile(t *testing.T) {
-	f := newFakeCloud(t, 1)
 	path := filepath.Join(t.TempDir(), "state.json")
 	if err := os.WriteFile(path, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Config{Cloud: f.client, PoolID: f.poolID, StateFile: path})
+	_, err := New(Config{Cloud: offlineClient(t), PoolID: "7b6c1a1e-0000-4000-8000-000000000001", StateFile: path})
 	if err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("New = %v, want a corrupt state file error", err)
 	}
@@ -385,8 +385,7 @@ func TestCorruptStateFile(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	f := newFakeCloud(t, 1)
-	good := Config{Cloud: f.client, PoolID: f.poolID}
+	good := Config{Cloud: offlineClient(t), PoolID: "7b6c1a1e-0000-4000-8000-000000000001"}
 	tests := []struct {
 		name string
 		edit func(*Config)
@@ -495,7 +494,7 @@ func TestScaleInDrainsNewestThenEvicts(t *testing.T) {
 }
 
 func TestScaleInEvictsWhenDrainFails(t *testing.T) {
-	f := newFakeCloud(t, 2)
+	f := newLocalCloud(t, 2)
 	a, _, logs := newTestAutoscaler(t, f, nil) // AppPort 1: connection refused
 	signal(t, a, http.MethodGet, "/down", "", nil)
 	if _, err := a.Tick(context.Background()); err != nil {
@@ -530,8 +529,8 @@ func TestScaleInDrainTimeout(t *testing.T) {
 }
 
 func TestShutdownDuringScale(t *testing.T) {
-	f := newFakeCloud(t, 2)
-	f.set(func(f *fakeCloud) { f.holdOps = true }) // the operation never finishes
+	f := newLocalCloud(t, 2)
+	f.fail(routeOp, cloudtest.Fault{Delay: time.Hour}) // the operation never finishes
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.ShutdownTimeout = 300 * time.Millisecond })
 	signal(t, a, http.MethodGet, "/up", "", nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -564,7 +563,7 @@ func TestShutdownDuringScale(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -613,8 +612,8 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunFailsOnWrongCredentials(t *testing.T) {
-	f := newFakeCloud(t, 1)
-	bad, err := exoclient.New(exoclient.Config{Key: "EXOwrong", Secret: "x", Endpoint: f.srv.URL + "/v2"})
+	f := newLocalCloud(t, 1)
+	bad, err := exoclient.New(exoclient.Config{Key: "EXOwrong", Secret: "x", Endpoint: f.env.Endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -626,8 +625,8 @@ func TestRunFailsOnWrongCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = a.Run(ctx)
-	if err == nil || !strings.Contains(err.Error(), "Unauthorized") {
-		t.Fatalf("Run = %v, want an unauthorized error", err)
+	if err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("Run = %v, want a forbidden error", err)
 	}
 	if ctx.Err() != nil {
 		t.Error("Run waited for the context instead of failing at once")

@@ -12,6 +12,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/autoscaler/policy"
+	"tidepool/internal/backoff"
 )
 
 // Cloud is the subset of the Exoscale API client (github.com/exoscale/egoscale/v3)
@@ -67,8 +68,8 @@ func isPermanent(err error) bool {
 	return false
 }
 
-// backoff configures retries of cloud calls.
-type backoff struct {
+// retries configures retries of cloud calls.
+type retries struct {
 	attempts  int           // total attempts, at least 1
 	base, max time.Duration // first delay and delay cap; the delay doubles
 }
@@ -76,13 +77,13 @@ type backoff struct {
 // retry runs fn until it succeeds, returns a permanent error, ctx is done or
 // the attempts are used up, sleeping with exponential backoff in between.
 // The last error is returned.
-func retry(ctx context.Context, b backoff, log *slog.Logger, what string, fn func(ctx context.Context) error) error {
-	delay := b.base
+func retry(ctx context.Context, b retries, log *slog.Logger, what string, fn func(ctx context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil || isPermanent(err) || attempt >= b.attempts || ctx.Err() != nil {
 			return err
 		}
+		delay := backoff.Delay(attempt, b.base, b.max)
 		log.Warn("cloud call failed, retrying", "what", what, "attempt", attempt, "retry_in", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
@@ -91,7 +92,6 @@ func retry(ctx context.Context, b backoff, log *slog.Logger, what string, fn fun
 			return fmt.Errorf("%w (retry interrupted: %w)", err, ctx.Err())
 		case <-t.C:
 		}
-		delay = min(delay*2, b.max)
 	}
 }
 
@@ -101,7 +101,7 @@ func retry(ctx context.Context, b backoff, log *slog.Logger, what string, fn fun
 type cloudPool struct {
 	api       Cloud
 	id        v3.UUID
-	backoff   backoff
+	backoff   retries
 	opTimeout time.Duration // bound on waiting for one operation / for the pool to be running
 	poll      time.Duration // first poll interval of waits
 	metrics   *metrics

@@ -17,42 +17,45 @@ import (
 
 // fakeCloud is an httptest server speaking the part of the Exoscale API v2
 // JSON the autoscaler uses (paths and field names from
-// /work/shared/reference/exoscale-openapi-v2.yaml), so tests drive the real
-// egoscale v3 client. It holds one pool and one NLB service and can inject
-// failures. Operations are returned pending and succeed at the first
+// ../shared/reference/exoscale-openapi-v2.yaml from the repository root), so
+// tests drive the real egoscale v3 client. It holds one pool and one NLB
+// service. Operations are returned pending and succeed at the first
 // GET /operation unless holdOps is set.
+//
+// Tests use the local cloud (newLocalCloud) and keep this fake only where
+// the local cloud cannot produce the case:
+//   - TestTickFailedOperationIsAnError: the local cloud never ends a scale
+//     operation in failure; the fake does (failOps).
+//   - TestTickHolds "pool not running": a real pool is scaling-up only while
+//     members boot; the fake holds that state across a tick.
+//   - TestScaleInDrainsNewestThenEvicts, TestScaleInDrainTimeout: the drain
+//     stand-in records the drain and sets when (or that never) the load
+//     balancer sees the member fail, which real health checks cannot be
+//     told; TestIntegrationScaleInUnderLoadFailsNoRequest drains for real.
 type fakeCloud struct {
 	t      *testing.T
 	srv    *httptest.Server
 	client *v3.Client
 
-	mu       sync.Mutex
-	poolID   string
-	size     int
-	state    string
-	members  []fakeMember
-	nextID   int
-	health   map[string]string // member IP -> NLB healthcheck status
-	svcPort  int64
-	ops      map[string]string // operation ID -> state
-	holdOps  bool              // operations stay pending
-	failOps  bool              // operations end in failure
-	calls    []string          // "METHOD route" of every call, in order
-	failures map[string][]fakeFailure
-	now      func() time.Time
+	mu      sync.Mutex
+	poolID  string
+	size    int
+	state   string
+	members []fakeMember
+	nextID  int
+	health  map[string]string // member IP -> NLB healthcheck status
+	svcPort int64
+	ops     map[string]string // operation ID -> state
+	holdOps bool              // operations stay pending
+	failOps bool              // operations end in failure
+	calls   []string          // "METHOD route" of every call, in order
+	now     func() time.Time
 }
 
 type fakeMember struct {
 	id      string
 	created time.Time
 	ip      string
-}
-
-// fakeFailure makes one call of a route fail with status; if apply is set
-// the call takes effect first (a response lost after the change).
-type fakeFailure struct {
-	status int
-	apply  bool
 }
 
 const (
@@ -71,7 +74,7 @@ func newFakeCloud(t *testing.T, size int) *fakeCloud {
 	t.Helper()
 	f := &fakeCloud{
 		t: t, poolID: "7b6c1a1e-0000-4000-8000-000000000001", state: "running",
-		health: map[string]string{}, ops: map[string]string{}, failures: map[string][]fakeFailure{},
+		health: map[string]string{}, ops: map[string]string{},
 		svcPort: 8080,
 		now:     func() time.Time { return time.Date(2025, 11, 25, 10, 0, 0, 0, time.UTC) },
 	}
@@ -107,13 +110,6 @@ func (f *fakeCloud) addMemberLocked() {
 	f.members = append(f.members, m)
 	f.size = len(f.members)
 	f.health[ip] = "success"
-}
-
-// fail queues failures for route.
-func (f *fakeCloud) fail(route string, fs ...fakeFailure) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failures[route] = append(f.failures[route], fs...)
 }
 
 func (f *fakeCloud) set(fn func(f *fakeCloud)) {
@@ -158,7 +154,7 @@ func (f *fakeCloud) memberIDs() []string {
 
 type fakeHandler func(r *http.Request) (status int, body any)
 
-// handle records the call, applies queued failures and writes JSON.
+// handle records the call and writes JSON.
 func (f *fakeCloud) handle(route string, h fakeHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if route == "" {
@@ -175,19 +171,8 @@ func (f *fakeCloud) handle(route string, h fakeHandler) http.HandlerFunc {
 		}
 		f.mu.Lock()
 		f.calls = append(f.calls, route)
-		var fail *fakeFailure
-		if q := f.failures[route]; len(q) > 0 {
-			fail, f.failures[route] = &q[0], q[1:]
-		}
 		f.mu.Unlock()
-		if fail != nil && !fail.apply {
-			writeJSON(w, fail.status, map[string]string{"message": "injected failure"})
-			return
-		}
 		status, body := h(r)
-		if fail != nil {
-			status, body = fail.status, map[string]string{"message": "injected failure after the change"}
-		}
 		writeJSON(w, status, body)
 	}
 }
@@ -322,3 +307,6 @@ func (f *fakeCloud) getOperation(r *http.Request) (int, any) {
 	}
 	return http.StatusOK, map[string]any{"id": id, "state": st, "reference": map[string]string{"id": f.poolID}}
 }
+
+func (f *fakeCloud) apiClient() *v3.Client { return f.client }
+func (f *fakeCloud) pool() string          { return f.poolID }

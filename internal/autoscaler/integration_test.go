@@ -454,7 +454,7 @@ func TestRealAlertmanagerWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatalf("this test needs the real Alertmanager: %v", err)
 	}
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

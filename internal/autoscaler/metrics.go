@@ -23,6 +23,7 @@ const (
 	hookIgnored      = "ignored"
 	hookUnauthorized = "unauthorized"
 	hookTooLarge     = "too_large"
+	hookBusy         = "busy" // too many bodies being read at once (503)
 	hookMalformed    = "malformed"
 	hookBadMethod    = "bad_method"
 )

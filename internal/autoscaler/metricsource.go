@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"tidepool/internal/autoscaler/policy"
-	"tidepool/internal/promrun"
+	"tidepool/internal/monitoring"
+	"tidepool/internal/promquery"
 )
 
 // MetricSource reads the pool's load for metric-driven policies
@@ -22,8 +23,8 @@ type MetricSource interface {
 // Queries PrometheusMetrics runs by default: the recording rules of
 // internal/monitoring.
 const (
-	DefaultCPUQuery     = "pool:node_cpu_utilisation:avg"
-	DefaultMembersQuery = "count(instance:node_cpu_utilisation:ratio)"
+	DefaultCPUQuery     = monitoring.RulePoolCPU
+	DefaultMembersQuery = "count(" + monitoring.RuleInstanceCPU + ")"
 	DefaultQueryTimeout = 5 * time.Second
 )
 
@@ -63,7 +64,7 @@ func (p PrometheusMetrics) PoolMetrics(ctx context.Context) (policy.Metrics, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	v, err := promrun.Query(ctx, p.URL, cpuQ)
+	v, err := promquery.Instant(ctx, p.URL, cpuQ)
 	if err != nil {
 		return policy.Metrics{}, fmt.Errorf("read pool cpu: %w", err)
 	}
@@ -78,7 +79,7 @@ func (p PrometheusMetrics) PoolMetrics(ctx context.Context) (policy.Metrics, err
 		return policy.Metrics{}, fmt.Errorf("read pool cpu: %q returned %v", cpuQ, v[0].Value)
 	}
 	m := policy.Metrics{CPU: v[0].Value, Valid: true}
-	if n, err := promrun.Query(ctx, p.URL, membersQ); err == nil && len(n) == 1 && n[0].Value >= 1 && n[0].Value < 1e6 {
+	if n, err := promquery.Instant(ctx, p.URL, membersQ); err == nil && len(n) == 1 && n[0].Value >= 1 && n[0].Value < 1e6 {
 		m.Members = int(n[0].Value)
 	}
 	return m, nil

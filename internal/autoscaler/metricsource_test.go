@@ -44,7 +44,7 @@ func (f *fakeMetrics) PoolMetrics(ctx context.Context) (policy.Metrics, error) {
 // the recommendation history across ticks so the scale-down waits for the
 // stabilisation window, and holds on unknown metrics or a read error.
 func TestTickTargetTracking(t *testing.T) {
-	f := newFakeCloud(t, 2)
+	f := newLocalCloud(t, 2)
 	src := &fakeMetrics{}
 	a, clk, logs := newTestAutoscaler(t, f, func(c *Config) {
 		c.Policy = policy.TargetTracking{Limits: policy.Limits{Min: 1, Max: 6}, Target: 0.5, Tolerance: 0.1,
@@ -97,7 +97,7 @@ func TestTickTargetTracking(t *testing.T) {
 func promAPI(t *testing.T, answers map[string]string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := answers[r.URL.Query().Get("query")]
+		body, ok := answers[r.FormValue("query")]
 		if !ok {
 			w.WriteHeader(http.StatusBadRequest)
 			body = `{"status":"error","errorType":"bad_data","error":"unknown query"}`
@@ -132,7 +132,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		{name: "two series", cpu: vector("0.5", "0.6"), wantErr: "returned 2 series"},
 		{name: "negative", cpu: vector("-1"), wantErr: "returned -1"},
 		{name: "query error", wantErr: "unknown query"},
-		{name: "not JSON", cpu: "<html>", wantErr: "decode"},
+		{name: "not JSON", cpu: "<html>", wantErr: "read pool cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tidepool/internal/autoscaler/policy"
+	"tidepool/internal/httpbody"
 )
 
 // Handler returns the autoscaler's HTTP endpoints:
@@ -30,7 +31,9 @@ import (
 //     credentials as the webhooks.
 //
 // Webhook endpoints answer 401 without the configured credentials, 413 for
-// a body over MaxBody and 400 for a malformed payload, recording nothing.
+// a body over MaxBody (refused unread when its Content-Length says so), 503
+// while webhookBodies other bodies are being read, and 400 for a malformed
+// payload, recording nothing.
 func (a *Autoscaler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/up", a.webhook("/up", a.handleSignal(policy.Up)))
@@ -46,8 +49,19 @@ func (a *Autoscaler) Handler() http.Handler {
 	return mux
 }
 
+// webhookBodies is how many webhook bodies are read at once: the webhook
+// endpoints hold at most webhookBodies × MaxBody bytes of bodies whatever
+// arrives (Alertmanager and Grafana send one notification at a time per
+// group).
+const webhookBodies = 4
+
+// webhookHeaderBytes bounds a request's header block (http.Server's
+// MaxHeaderBytes; the default, 1 MiB, would let every connection that sends
+// a line without an end hold that much).
+const webhookHeaderBytes = 16 << 10
+
 // webhookFunc handles a webhook whose body was read; it returns the result
-// label for metrics.
+// label for metrics. body is valid only until it returns.
 type webhookFunc func(w http.ResponseWriter, r *http.Request, body []byte) string
 
 // webhook wraps h with authentication, the body size limit and the webhook
@@ -66,10 +80,14 @@ func (a *Autoscaler) serveWebhook(w http.ResponseWriter, r *http.Request, h webh
 		a.log.Warn("webhook rejected: unauthorized", "path", r.URL.Path, "remote", r.RemoteAddr)
 		return hookUnauthorized
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
-	var tooLarge *http.MaxBytesError
+	body, release, err := a.bodies.Read(w, r)
+	defer release() // h decodes body in place: it holds the body's slot until it returns
 	switch {
-	case errors.As(err, &tooLarge):
+	case errors.Is(err, httpbody.ErrBusy):
+		writeError(w, http.StatusServiceUnavailable, "too many webhook bodies being read, retry")
+		a.log.Warn("webhook rejected: busy", "path", r.URL.Path, "remote", r.RemoteAddr)
+		return hookBusy
+	case errors.Is(err, httpbody.ErrTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", a.cfg.MaxBody))
 		a.log.Warn("webhook rejected: body too large", "path", r.URL.Path, "remote", r.RemoteAddr, "limit", a.cfg.MaxBody)
 		return hookTooLarge

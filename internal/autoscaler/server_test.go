@@ -69,7 +69,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeCloud(t, 1)
+			f := noCloud{t}
 			a, _, _ := newTestAutoscaler(t, f, nil)
 			code, reply := signal(t, a, tt.method, tt.path, tt.body, map[string]string{"Content-Type": "application/json"})
 			if code != tt.wantCode {
@@ -89,7 +89,7 @@ func TestWebhookEndpoints(t *testing.T) {
 }
 
 func TestWebhookCustomLabel(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := noCloud{t}
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.DirectionLabel, c.DirectionAnnotation = "autoscale", "direction" })
 	body := `{"status":"firing","alerts":[
 		{"status":"firing","labels":{"autoscale":"down"}},
@@ -128,7 +128,7 @@ func TestWebhookAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeCloud(t, 1)
+			f := noCloud{t}
 			a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.AuthToken, c.BasicAuth = tt.token, tt.basicAuth })
 			for _, path := range []string{"/up", "/down", "/webhook"} {
 				body := ""
@@ -162,7 +162,7 @@ func TestWebhookAuth(t *testing.T) {
 }
 
 func TestWebhookBodyLimit(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := noCloud{t}
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.MaxBody = 1024 })
 	big := `{"status":"firing","alerts":[{"status":"firing","labels":{"scale":"up","pad":"` + strings.Repeat("x", 2000) + `"}}]}`
 	for _, path := range []string{"/up", "/webhook"} {
@@ -180,7 +180,7 @@ func TestWebhookBodyLimit(t *testing.T) {
 }
 
 func TestStatusAndMetrics(t *testing.T) {
-	f := newFakeCloud(t, 1)
+	f := newLocalCloud(t, 1)
 	a, _, _ := newTestAutoscaler(t, f, nil)
 	signal(t, a, http.MethodGet, "/up", "", nil)
 	signal(t, a, http.MethodPost, "/webhook", "{", nil)

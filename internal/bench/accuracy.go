@@ -46,7 +46,7 @@ func arrivalAccuracy(requested float64, duration time.Duration, started int64, p
 		errs[i] = time.Duration(a[i]-started) - planned[i]
 	}
 	slices.Sort(errs)
-	st.TimingP50, st.TimingP99 = quantile(errs, 0.50), quantile(errs, 0.99)
+	st.TimingP50, st.TimingP99 = loadgen.Quantile(errs, 0.50), loadgen.Quantile(errs, 0.99)
 	if n > 0 {
 		st.TimingMax = errs[n-1]
 	}
@@ -78,16 +78,6 @@ func arrivalAccuracy(requested float64, duration time.Duration, started int64, p
 		st.WorstSecondPct = max(st.WorstSecondPct, math.Abs(100*(float64(c)/requested-1)))
 	}
 	return st
-}
-
-// quantile is the nearest-rank q-quantile of sorted values (0 if empty).
-func quantile[T ~int64 | ~float64](sorted []T, q float64) T {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(q*float64(n) - 1e-9))
-	return sorted[max(1, min(rank, n))-1]
 }
 
 // stallQuantile is the latency quantile q expected when a server that

@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"tidepool/internal/loadgen"
 )
 
 func TestArrivalAccuracy(t *testing.T) {
@@ -115,7 +117,7 @@ func TestMedianAndQuantile(t *testing.T) {
 	}
 	sorted := ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 	for q, want := range map[float64]time.Duration{0.5: 5 * time.Millisecond, 0.99: 10 * time.Millisecond, 0.1: time.Millisecond} {
-		if got := quantile(sorted, q); got != want {
+		if got := loadgen.Quantile(sorted, q); got != want {
 			t.Errorf("quantile(1..10ms, %g) = %s; want %s", q, got, want)
 		}
 	}

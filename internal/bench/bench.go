@@ -1,5 +1,5 @@
 // Package bench measures the data path of a tidepool demo on this machine:
-// the local cloud's layer-4 load balancer (internal/nlb) against a direct
+// the local cloud's layer-4 load balancer (internal/cloud/nlb) against a direct
 // connection and against HAProxy configured the same way, and the accuracy
 // of the open-model load generator (internal/loadgen), including a server
 // stall that must show up in the latency percentiles (no coordinated
@@ -16,6 +16,10 @@
 // result flipping a backend's state, and a 5s connect timeout. The targets
 // are measured in short interleaved windows (direct, nlb, haproxy, rotating),
 // so a burst of other work on the machine hits all three alike.
+//
+// It owns the benchmark and its report, and must not import the local cloud
+// beyond its load balancer (internal/cloud/nlb), nor the autoscaler, the demo
+// or any agent.
 package bench
 
 import (
@@ -339,19 +343,21 @@ func startEnv(ctx context.Context, cfg Config) (e *env, err error) {
 }
 
 // stop stops every process in reverse start order and returns them, each
-// marked stopped once it has been reaped.
+// marked stopped once it has been reaped and cleaned up (not: one that
+// survived SIGKILL, HAProxy whose temporary directory stayed).
 func (e *env) stop() []Process {
+	failed := map[string]bool{}
 	if e.haproxy != nil {
-		_ = e.haproxy.Stop() // only fails to remove the temp dir; nothing to do about it here
+		failed["haproxy"] = e.haproxy.Stop() != nil
 	}
 	if e.nlb != nil {
-		e.nlb.stop()
+		failed["nlb"] = e.nlb.stop() != nil
 	}
 	if e.backends != nil {
-		e.backends.stop()
+		failed["backends"] = e.backends.stop() != nil
 	}
 	for i := range e.started {
-		e.started[i].Stopped = true
+		e.started[i].Stopped = !failed[e.started[i].Name]
 	}
 	return e.started
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"tidepool/internal/loadgen"
 )
 
 // Excess checks the overhead goal at one rate and percentile: how far the
@@ -69,7 +71,7 @@ func excessOf(direct, nlb, ha []float64) Excess {
 	}
 	slices.Sort(samples)
 	tail := (1 - ExcessLevel) / 2
-	low, high := quantile(samples, tail), quantile(samples, 1-tail)
+	low, high := loadgen.Quantile(samples, tail), loadgen.Quantile(samples, 1-tail)
 	e := Excess{MS: round3(excessFrom(median(direct), median(nlb), median(ha))), LowMS: round3(low), HighMS: round3(high), Rounds: n}
 	switch {
 	case n < ExcessMinRounds:

@@ -3,13 +3,10 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"tidepool/internal/cloud/nlb"
+	"tidepool/internal/loopback"
 )
 
 // Helper roles: the benchmark runs its backends and the local NLB in child
@@ -166,9 +164,9 @@ func (s *backendServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveBackends serves a backendServer on n addresses 127.a.b.1..n sharing
 // one port (NLB members share the target port) until ctx is done.
 func serveBackends(ctx context.Context, n int, stdout io.Writer) error {
-	lns, err := listenSamePort(n)
+	lns, err := loopback.ListenSamePort(n)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench helper: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           &backendServer{},
@@ -202,7 +200,7 @@ func serveNLB(ctx context.Context, members []nlb.Backend, port uint16, stdout io
 	var err error
 	for range 20 {
 		svc, err = nlb.New(nlb.Config{
-			Listen:       randomLoopback() + ":0",
+			Listen:       netip.AddrPortFrom(loopback.Addr(), 0).String(),
 			TargetPort:   port,
 			Check:        nlb.HealthCheck{Mode: "tcp", Interval: helperCheckInterval, Timeout: 5 * time.Second, Retries: 1},
 			Name:         "bench",
@@ -268,41 +266,4 @@ func writeReady(w io.Writer, v any) error {
 		return fmt.Errorf("bench helper: report address: %w", err)
 	}
 	return nil
-}
-
-// randomLoopback returns 127.a.b.c with random a in 100..249, so concurrent
-// benchmarks and test packages do not collide.
-func randomLoopback() string {
-	return fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(150), rand.IntN(256), 1+rand.IntN(254))
-}
-
-// listenSamePort binds 127.a.b.1..n on one free port (random a, b).
-func listenSamePort(n int) ([]net.Listener, error) {
-	var last error
-	for range 50 {
-		a, b := 100+rand.IntN(150), rand.IntN(256)
-		ip := func(i int) string { return fmt.Sprintf("127.%d.%d.%d", a, b, i+1) }
-		first, err := net.Listen("tcp", ip(0)+":0")
-		if err != nil {
-			last = err
-			continue
-		}
-		port := strconv.Itoa(first.Addr().(*net.TCPAddr).Port)
-		lns := []net.Listener{first}
-		for i := 1; i < n; i++ {
-			ln, err := net.Listen("tcp", ip(i)+":"+port)
-			if err != nil {
-				last = err
-				break
-			}
-			lns = append(lns, ln)
-		}
-		if len(lns) == n {
-			return lns, nil
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}
-	return nil, errors.Join(fmt.Errorf("bench helper: could not bind %d loopback addresses on one port", n), last)
 }

@@ -9,59 +9,66 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"tidepool/internal/supervise"
 )
 
 // child is a helper process started by Run (RoleBackends or RoleNLB).
 type child struct {
 	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stderr *headBuffer
-
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // set before exited is closed
+	proc   *supervise.Process
+	stdin  *os.File              // the write end of the child's stdin; closing it asks the child to exit
+	stderr *supervise.OutputHead // the first 16 KiB: why a helper failed
 
 	stopOnce sync.Once
+	stopErr  error
 }
 
 // readyTimeout bounds how long a helper may take to report its addresses.
 const readyTimeout = time.Minute
 
+// stopGrace is how long stop waits for a helper to exit before SIGKILL.
+const stopGrace = 5 * time.Second
+
 // startChild runs argv, reads the one JSON line the helper prints once it
 // serves into ready, and returns the running child. On any failure the
 // process is killed and reaped before startChild returns. The child dies
-// with this process (Pdeathsig) and exits when its stdin is closed (stop).
+// with this process (PDEATHSIG) and exits when its stdin is closed (stop).
 func startChild(ctx context.Context, name string, argv []string, ready any) (*child, error) {
-	c := &child{name: name, stderr: &headBuffer{}, exited: make(chan struct{})}
-	c.cmd = exec.Command(argv[0], argv[1:]...)
-	c.cmd.Stderr = c.stderr
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var err error
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		return nil, fmt.Errorf("bench: %s: %w", name, err)
-	}
-	stdout, err := c.cmd.StdoutPipe()
+	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: %w", name, err)
 	}
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start %s (%s): %w", name, strings.Join(argv, " "), err)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("bench: %s: %w", name, err), inR.Close(), inW.Close())
+	}
+	c := &child{name: name, stdin: inW, stderr: &supervise.OutputHead{Max: 16 << 10}}
+	c.proc, err = supervise.Start(supervise.Config{Name: name, Args: argv, Stdin: inR, Stdout: outW, Stderr: c.stderr})
+	// The child holds its own copies of its ends now.
+	if cerr := errors.Join(inR.Close(), outW.Close()); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("bench: start %s (%s): %w", name, strings.Join(argv, " "), err), inW.Close(), outR.Close(), c.killed())
 	}
 	type line struct {
 		b   []byte
 		err error
 	}
 	lines := make(chan line, 1)
-	r := bufio.NewReader(stdout)
+	r := bufio.NewReader(outR)
 	go func() {
 		b, err := r.ReadBytes('\n')
 		lines <- line{b, err}
+		// Keep draining stdout until the child closes it, so it never
+		// blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, r)
+		_ = outR.Close()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -69,42 +76,37 @@ func startChild(ctx context.Context, name string, argv []string, ready any) (*ch
 	select {
 	case got = <-lines:
 	case <-ctx.Done():
-		_ = c.cmd.Process.Kill()
-		got = <-lines // the pipe closes once the process is gone
 		got.err = ctx.Err()
 	}
 	if got.err == nil {
 		got.err = json.Unmarshal(got.b, ready)
 	}
-	// Keep draining stdout, then reap: Wait must follow the last read.
-	go func() {
-		_, _ = io.Copy(io.Discard, r)
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
 	if got.err != nil {
-		c.stop()
-		return nil, fmt.Errorf("bench: %s did not start: %w (exit: %v) %s", name, got.err, c.waitErr, c.stderr.String())
+		got.err = errors.Join(got.err, c.stop())
+		return nil, fmt.Errorf("bench: %s did not start: %w (exit: %s) %s", name, got.err, supervise.ExitStatus(c.proc.Err()), strings.TrimSpace(c.stderr.String()))
 	}
 	return c, nil
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
+// killed is nil when there is no process to kill.
+func (c *child) killed() error {
+	if c.proc == nil {
+		return nil
+	}
+	return c.proc.Kill()
+}
 
-// stop closes the child's stdin (its signal to exit), waits up to 5s, then
-// kills it by PID, and returns once it has been reaped. Safe to call twice.
-func (c *child) stop() {
+func (c *child) pid() int { return c.proc.PID() }
+
+// stop closes the child's stdin (its signal to exit), then stops it by PID
+// (SIGTERM, SIGKILL after 5 s) and returns once it has been reaped, or with
+// an error if it could not be (it survived SIGKILL: the kernel ends it
+// with us, PDEATHSIG). Safe to call twice: every call returns the result.
+func (c *child) stop() error {
 	c.stopOnce.Do(func() {
-		_ = c.stdin.Close()
-		t := time.NewTimer(5 * time.Second)
-		defer t.Stop()
-		select {
-		case <-c.exited:
-		case <-t.C:
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-		}
+		c.stopErr = errors.Join(c.stdin.Close(), c.proc.StopWithin(stopGrace))
 	})
+	return c.stopErr
 }
 
 // cpuTime returns the user+system CPU time the process pid has used so far,
@@ -135,25 +137,4 @@ func parseCPUTime(stat []byte) (time.Duration, error) {
 	}
 	const tick = 10 * time.Millisecond // USER_HZ = 100 on Linux
 	return time.Duration(u+s) * tick, nil
-}
-
-// headBuffer keeps the first 16 KiB written to it (why a helper failed).
-type headBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *headBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := 16<<10 - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *headBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"tidepool/internal/atomicfile"
 )
 
 // Report is the result of one Run. It is written as JSON by WriteJSON
@@ -240,6 +242,19 @@ func WriteJSON(w io.Writer, r *Report) error {
 	}
 	if _, err := w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("bench: write report: %w", err)
+	}
+	return nil
+}
+
+// SaveJSON writes r as JSON (WriteJSON) to path, published atomically: a
+// reader never sees a partial report.
+func SaveJSON(path string, r *Report) error {
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, r); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench: save report: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 // Package buildbin builds the tidepool binary once per test process so that
 // tests can run the real program (pool members, end-to-end runs) as child
 // processes.
+//
+// It owns the test build of the binary; only tests may import it, and it must
+// not import any other tidepool package.
 package buildbin
 
 import (

@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +9,6 @@ import (
 	"slices"
 	"strings"
 )
-
-// maxBody bounds request bodies.
-const maxBody = 1 << 20
 
 // httpError is an API error answered as {"message": ...} with status.
 type httpError struct {
@@ -48,7 +44,7 @@ type route struct {
 // routes lists every endpoint. Each resource contributes its own list
 // (catalogRoutes, poolRoutes, ...): a new resource adds its function here.
 func (c *Cloud) routes() []route {
-	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes())
+	return slices.Concat(c.catalogRoutes(), c.poolRoutes(), c.nlbRoutes(), c.operationRoutes(), c.resourceRoutes())
 }
 
 // Routes returns the served endpoints as "METHOD /path", with the spec's
@@ -149,37 +145,40 @@ func muxWildcards(path string) string {
 // Config.Zone, under /zone/<name>/v2 for every zone of Zones (also for a
 // Host of api-<name>.exoscale.com, see requestZone); an unknown zone is 404.
 // GET /v2/zone is public (egoscale does not sign it); every other endpoint
-// requires a request signed with the configured key (EXO2-HMAC-SHA256,
-// over the path as sent), else 403.
+// requires a request signed (EXO2-HMAC-SHA256, over the path as sent) with
+// the configured key or an API key created through POST /api-key, else 403
+// (authenticate, the one place requests are authenticated); an API key's
+// role's policy must then allow the operation (authorize), else 403.
 func (c *Cloud) Handler() http.Handler {
 	api := c.mux()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		zone, path, rawPath, ok := c.requestZone(r)
-		if !ok {
-			writeError(w, errorf(http.StatusNotFound, "zone %q not found", zone))
-			return
-		}
-		if r.Method == http.MethodGet && path == "/v2/zone" {
-			r = withZone(r, zone)
-			r.URL.Path, r.URL.RawPath = path, rawPath
-			api.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		if err != nil {
-			writeError(w, errorf(http.StatusRequestEntityTooLarge, "request body: %v", err))
-			return
-		}
-		sr := signedRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: r.URL.Query(), Body: body}
-		if _, err := verifyRequest(sr, r.Header.Get("Authorization"), c.secrets, c.now()); err != nil {
-			c.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "err", err)
-			writeError(w, errorf(http.StatusForbidden, "%v", err))
-			return
-		}
+	// inZone serves r in its zone, on the path under /v2; it runs after
+	// authentication, which checks the path as sent.
+	inZone := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zone, path, rawPath, _ := c.requestZone(r)
 		r = withZone(r, zone)
 		r.URL.Path, r.URL.RawPath = path, rawPath
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		if _, pattern := api.Handler(r); pattern != "/" && pattern != "" { // unknown endpoints answer 404
+			if key := requestAPIKey(r.Context()); key != "" {
+				if err := c.authorize(r, key); err != nil {
+					c.log.Info("request forbidden", "method", r.Method, "path", r.URL.Path, "key", key, "err", err)
+					writeError(w, errorf(http.StatusForbidden, "%v", err))
+					return
+				}
+			}
+		}
 		api.ServeHTTP(w, r)
+	})
+	signed := c.authenticate(inZone)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zone, path, _, ok := c.requestZone(r)
+		switch {
+		case !ok:
+			writeError(w, errorf(http.StatusNotFound, "zone %q not found", zone))
+		case r.Method == http.MethodGet && path == "/v2/zone":
+			inZone.ServeHTTP(w, r)
+		default:
+			signed.ServeHTTP(w, r)
+		}
 	})
 }
 

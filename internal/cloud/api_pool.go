@@ -12,17 +12,18 @@ import (
 
 func (c *Cloud) poolRoutes() []route {
 	return []route{
-		{"GET", "/instance-pool", c.listPools},
-		{"POST", "/instance-pool", c.createPool},
-		{"GET", "/instance-pool/{id}", c.getPool},
-		{"PUT", "/instance-pool/{id}", c.updatePool},
+		{"GET", "/instance-pool", c.listPoolsWithRefs},
+		{"POST", "/instance-pool", c.createPoolWithRefs},
+		{"GET", "/instance-pool/{id}", c.getPoolWithRefs},
+		{"PUT", "/instance-pool/{id}", c.updatePoolWithRefs},
 		{"PUT", "/instance-pool/{id}:scale", c.scalePool},
 		{"PUT", "/instance-pool/{id}:evict", c.evictPool},
-		{"DELETE", "/instance-pool/{id}", c.deletePool},
-		{"DELETE", "/instance-pool/{id}/{field}", c.resetPoolField},
-		{"GET", "/instance", c.listInstances},
-		{"GET", "/instance/{id}", c.getInstance},
-		{"DELETE", "/instance/{id}", c.deleteInstance},
+		{"DELETE", "/instance-pool/{id}", c.deletePoolWithRefs},
+		{"DELETE", "/instance-pool/{id}/{field}", c.resetPoolFieldWithRefs},
+		// Pool members and standalone instances (api_instance.go) alike.
+		{"GET", "/instance", c.listAllInstances},
+		{"GET", "/instance/{id}", c.getAnyInstance},
+		{"DELETE", "/instance/{id}", c.deleteAnyInstance},
 	}
 }
 
@@ -250,7 +251,8 @@ func (c *Cloud) updatePool(r *http.Request) (any, error) {
 
 // resetPoolField serves DELETE /instance-pool/{id}/{field}: the field goes
 // back to its default (Terraform clears a description, labels or user data
-// this way). Fields this cloud does not keep are accepted and stay unset.
+// this way). The references and user data are kept and cleared by
+// resetPoolFieldWithRefs (api_pool_refs.go).
 func (c *Cloud) resetPoolField(r *http.Request) (any, error) {
 	id, field := r.PathValue("id"), r.PathValue("field")
 	switch field {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,30 +109,75 @@ func sign(secret, msg string) []byte {
 	return m.Sum(nil)
 }
 
-// verifyRequest checks the Authorization header of r against secrets (API
-// key -> secret) at time now. It returns the API key on success and an error
-// wrapping errAuth, with a message fit for the client, otherwise.
-func verifyRequest(r signedRequest, header string, secrets map[string]string, now time.Time) (string, error) {
+// MaxExpiresAhead bounds how far in the future a request's expires may
+// lie. Exoscale's own clients sign with expires = now + 10 minutes (egoscale
+// v3 signRequest, egoscale v2 SecurityProviderExoscale.ReqExpire,
+// python-exoscale ExoscaleV2Auth); 5 more minutes allow for clock skew. A
+// longer-lived signature would be a replayable credential.
+const MaxExpiresAhead = 15 * time.Minute
+
+// checkHeader makes every check of a request that needs no body: the
+// Authorization header parses, names a known key, its expires lies between
+// now and now+MaxExpiresAhead, and every query argument is signed (one
+// missing from signed-query-args would be applied without being
+// authenticated: refused). It returns the parsed header and the key's
+// secret, or an error wrapping errAuth with a message fit for the client.
+func checkHeader(header string, query url.Values, secrets map[string]string, now time.Time) (authHeader, string, error) {
 	if header == "" {
-		return "", fmt.Errorf("%w: missing Authorization header", errAuth)
+		return authHeader{}, "", fmt.Errorf("%w: missing Authorization header", errAuth)
 	}
 	h, err := parseAuthHeader(header)
 	if err != nil {
-		return "", err
+		return h, "", err
 	}
 	secret, ok := secrets[h.Key]
 	if !ok {
-		return "", fmt.Errorf("%w: unknown API key %q", errAuth, h.Key)
+		return h, "", fmt.Errorf("%w: unknown API key %q", errAuth, h.Key)
 	}
 	if now.Unix() > h.Expires {
-		return "", fmt.Errorf("%w: request expired at %s", errAuth, time.Unix(h.Expires, 0).UTC().Format(time.RFC3339))
+		return h, "", fmt.Errorf("%w: request expired at %s", errAuth, time.Unix(h.Expires, 0).UTC().Format(time.RFC3339))
 	}
+	if limit := now.Add(MaxExpiresAhead).Unix(); h.Expires > limit {
+		return h, "", fmt.Errorf("%w: expires %s is more than %v ahead", errAuth,
+			time.Unix(h.Expires, 0).UTC().Format(time.RFC3339), MaxExpiresAhead)
+	}
+	var unsigned []string
+	for name := range query {
+		if !slices.Contains(h.SignedArgs, name) {
+			unsigned = append(unsigned, name)
+		}
+	}
+	if len(unsigned) > 0 {
+		slices.Sort(unsigned)
+		return h, "", fmt.Errorf("%w: query arguments not covered by the signature: %s (sign them, listed in signed-query-args)",
+			errAuth, strings.Join(unsigned, ", "))
+	}
+	return h, secret, nil
+}
+
+// checkSignature verifies h's signature of r with secret.
+func checkSignature(r signedRequest, h authHeader, secret string) error {
 	msg, err := signatureMessage(r, h.SignedArgs, h.Expires)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(sign(secret, msg), h.Signature) {
+		return fmt.Errorf("%w: signature mismatch", errAuth)
+	}
+	return nil
+}
+
+// verifyRequest checks the Authorization header of r against secrets (API
+// key -> secret) at time now: checkHeader, then checkSignature. It returns
+// the API key on success and an error wrapping errAuth, with a message fit
+// for the client, otherwise.
+func verifyRequest(r signedRequest, header string, secrets map[string]string, now time.Time) (string, error) {
+	h, secret, err := checkHeader(header, r.Query, secrets, now)
 	if err != nil {
 		return "", err
 	}
-	if !hmac.Equal(sign(secret, msg), h.Signature) {
-		return "", fmt.Errorf("%w: signature mismatch", errAuth)
+	if err := checkSignature(r, h, secret); err != nil {
+		return "", err
 	}
 	return h.Key, nil
 }

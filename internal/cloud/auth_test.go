@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +125,11 @@ func TestVerifyRequestRejects(t *testing.T) {
 		{"expired", header(key, secret, "manager-id", now.Unix()-1, req), req, "expired"},
 		{"tampered query", header(key, secret, "manager-id", later, req), tampered, "signature mismatch"},
 		{"signed arg missing", header(key, secret, "manager-id;zzz", later, withZ), req, "exactly one value"},
+		{"unsigned query argument", header(key, secret, "manager-id", later, req), withZ, "not covered by the signature: zzz"},
+		{"no query argument signed", header(key, secret, "", later, signedRequest{Method: "GET", EscapedPath: "/v2/instance"}), req, "not covered by the signature: manager-id"},
+		{"expires at the bound", header(key, secret, "manager-id", now.Add(MaxExpiresAhead).Unix(), req), req, ""},
+		{"expires beyond the bound", header(key, secret, "manager-id", now.Add(MaxExpiresAhead).Unix()+1, req), req, "ahead"},
+		{"expires in a year", header(key, secret, "manager-id", now.AddDate(1, 0, 0).Unix(), req), req, "ahead"},
 		{"bad expires", "EXO2-HMAC-SHA256 credential=EXOkey,expires=soon,signature=AA==", req, "malformed expires"},
 		{"bad signature encoding", "EXO2-HMAC-SHA256 credential=EXOkey,expires=1,signature=!!", req, "malformed signature"},
 		{"no signature", "EXO2-HMAC-SHA256 credential=EXOkey,expires=1", req, "missing signature"},
@@ -136,5 +142,51 @@ func TestVerifyRequestRejects(t *testing.T) {
 		case tt.wantErr != "" && (err == nil || !errors.Is(err, errAuth) || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("%s: err = %v, want errAuth containing %q", tt.name, err, tt.wantErr)
 		}
+	}
+}
+
+// TestAuthenticateMiddleware checks authenticate's contract with the
+// handler it guards: a signed request reaches it with the signing key in
+// its context (requestAPIKey) and the verified body in r.Body; a forged one
+// never reaches it.
+func TestAuthenticateMiddleware(t *testing.T) {
+	const key, secret = "EXOmiddleware", "s3cret"
+	c, err := New(Config{Key: key, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotKey, gotBody string
+	reached := 0
+	h := c.authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		gotKey = requestAPIKey(r.Context())
+		b, _ := io.ReadAll(r.Body)
+		gotBody = string(b)
+	}))
+	body := `{"name":"lb"}`
+	exp := time.Now().Add(time.Minute).Unix()
+	sr := signedRequest{Method: "POST", EscapedPath: "/v2/load-balancer", Body: []byte(body)}
+	msg, err := signatureMessage(sr, nil, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, secret string
+		wantReached  int
+	}{{"signed", secret, 1}, {"forged", "other", 1}} {
+		req := httptest.NewRequest("POST", "/v2/load-balancer", strings.NewReader(body))
+		req.Header.Set("Authorization", "EXO2-HMAC-SHA256 credential="+key+",expires="+strconv.FormatInt(exp, 10)+
+			",signature="+base64.StdEncoding.EncodeToString(sign(tt.secret, msg)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if reached != tt.wantReached {
+			t.Errorf("%s: handler reached %d times, want %d (status %d)", tt.name, reached, tt.wantReached, rec.Code)
+		}
+	}
+	if gotKey != key || gotBody != body {
+		t.Errorf("handler saw key %q and body %q, want %q and %q", gotKey, gotBody, key, body)
+	}
+	if requestAPIKey(context.Background()) != "" {
+		t.Error("requestAPIKey of an unauthenticated context is not empty")
 	}
 }

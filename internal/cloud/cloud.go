@@ -1,7 +1,13 @@
 // Package cloud is a local cloud speaking the subset of the Exoscale API v2
 // that tidepool uses (zones, instance types, templates, instance pools,
 // instances, network load balancers, operations), so that every other
-// component talks to it with the official egoscale v3 client unchanged.
+// component talks to it with the official egoscale v3 client unchanged. It
+// also keeps what the Exoscale CLI and deploy/terraform/exoscale create
+// besides (security groups, IAM roles and API keys, SSH keys, standalone
+// instances, private networks, elastic IPs, anti-affinity groups) as
+// records (resources.go), enforces the IAM policy of API keys created
+// through it (iam_policy.go), and offers an HTTPS front for clients with a
+// fixed host (httpsfront.go).
 //
 // Instance pool members are real processes (`tidepool app`, each with its own
 // loopback IP, CPU cgroup and node-exporter endpoint, see internal/cloud/member);
@@ -15,6 +21,10 @@
 // (SIGTERM, SIGKILL after Config.ShutdownGrace) and balancer in parallel,
 // saves the state and returns. A later New+Run on the same state directory
 // recreates the pools, members (same IDs and IPs) and load balancers.
+//
+// It owns the local cloud's API, state and reconciling, and must not import
+// the agents that use it (autoscaler, discover, demo), the test harnesses
+// (cloudtest, buildbin) or promrun.
 package cloud
 
 import (
@@ -30,6 +40,8 @@ import (
 	"time"
 
 	"tidepool/internal/cloud/nlb"
+	"tidepool/internal/httpbody"
+	"tidepool/internal/ratelog"
 )
 
 // Defaults for the zero values of Config.
@@ -107,7 +119,10 @@ type Config struct {
 	// AppCommand is the member program and leading arguments; nil means
 	// {os.Executable(), "app"}.
 	AppCommand []string
-	// AppEnv is extra environment for member processes.
+	// AppEnv is extra environment for member processes, on top of this
+	// process's environment. Members never see the API credentials: every
+	// variable naming them (EXOSCALE_KEY, TIDEPOOL_CLOUD_SECRET...) or whose
+	// value holds Key or Secret is left out of both.
 	AppEnv []string
 	// AppOutput receives the members' stdout and stderr; nil discards them.
 	// It must be safe for concurrent use (an *os.File is).
@@ -120,6 +135,15 @@ type Config struct {
 	// Linux, else the portable goroutine-per-connection path. Portable is the
 	// way out where a kernel or sandbox refuses the event loop.
 	NLBDataPath nlb.DataPath
+	// NLBIdleTimeout closes a load balancer connection idle (no byte either
+	// way) this long; 0 means nlb.DefaultIdleTimeout (350s), negative
+	// never.
+	NLBIdleTimeout time.Duration
+	// NLBMaxConns caps each load balancer service's open client
+	// connections (at the cap a new one closes the longest-idle one, or is
+	// refused); 0 means nlb.DefaultMaxConns (4096), negative no cap but the
+	// process's descriptor budget.
+	NLBMaxConns int
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -217,6 +241,8 @@ type Cloud struct {
 	warning     string
 	now         func() time.Time
 	secrets     map[string]string
+	bodies      *httpbody.Reader // request bodies, read only for requests that pass checkHeader
+	rejectLog   *ratelog.Limiter // "request rejected" lines
 	kick        chan struct{}
 
 	mu        sync.Mutex
@@ -230,6 +256,7 @@ type Cloud struct {
 	saved     []byte // last state written
 	ran       bool   // Run was called
 	stalePIDs map[string]int
+	res       *resourceStore // records-only resources (resources.go)
 
 	wg sync.WaitGroup // member workers and balancer runs
 }
@@ -254,6 +281,8 @@ func New(cfg Config) (*Cloud, error) {
 		warning:     warning,
 		now:         time.Now,
 		secrets:     map[string]string{cfg.Key: cfg.Secret},
+		bodies:      httpbody.New(httpbody.Limits{Max: MaxBody, Concurrent: bodyConcurrent}),
+		rejectLog:   ratelog.New(rejectLogEvery),
 		kick:        make(chan struct{}, 1),
 		pools:       map[string]*pool{},
 		instances:   map[string]*instance{},
@@ -262,6 +291,7 @@ func New(cfg Config) (*Cloud, error) {
 		memberIPs:   newIPPool(cfg.MemberNet),
 		nlbIPs:      newIPPool(cfg.NLBNet),
 		stalePIDs:   map[string]int{},
+		res:         newResourceStore(),
 	}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("cloud: %w", err)

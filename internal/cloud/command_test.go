@@ -1,25 +1,25 @@
 package cloud_test
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	v3 "github.com/exoscale/egoscale/v3"
-	"github.com/exoscale/egoscale/v3/credentials"
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
+	"tidepool/internal/loopback"
 )
 
 // TestCloudCommand runs the real `tidepool cloud` program: the egoscale
@@ -27,61 +27,17 @@ import (
 // within a few seconds, leaving no member process and the state on disk.
 func TestCloudCommand(t *testing.T) {
 	t.Parallel()
-	bin, err := buildbin.Tidepool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	memberNet, nlbNet := randomNets()
+	memberNet, nlbNet := loopback.Ranges()
 	stateDir := t.TempDir()
 	key, secret := "EXO"+randHex(8), randHex(16)
-	cmd := exec.Command(bin, "cloud", "--listen", "127.0.0.1:0", "--member-net", memberNet.String(), "--nlb-net", nlbNet.String(),
+	proc := startCloudProcess(t, []string{"EXOSCALE_KEY=" + key, "EXOSCALE_SECRET=" + secret, "TIDEPOOL_APP_DRAIN=5s",
+		"TF_VAR_exoscale_secret=" + secret}, // a copy under another name is kept from members too
+		"--member-net", memberNet.String(), "--nlb-net", nlbNet.String(),
 		"--state-dir", stateDir, "--boot-delay", "100ms", "--cgroup-parent", "tidepool-cloud-cmd-"+randHex(4))
-	cmd.Env = append(os.Environ(), "EXOSCALE_KEY="+key, "EXOSCALE_SECRET="+secret, "TIDEPOOL_APP_DRAIN=5s")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	endpoint := make(chan string, 1)
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		re := regexp.MustCompile(`endpoint=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil && strings.Contains(sc.Text(), "listening") {
-				endpoint <- m[1]
-			}
-			if os.Getenv("TIDEPOOL_TEST_LOG") != "" {
-				os.Stderr.WriteString(sc.Text() + "\n")
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	var url string
-	select {
-	case url = <-endpoint:
-	case <-time.After(30 * time.Second):
-		t.Fatal("tidepool cloud did not report its endpoint")
-	}
-
+	cmd, url := proc.cmd, proc.endpoint
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	c, err := v3.NewClient(credentials.NewStaticCredentials(key, secret), v3.ClientOptWithEndpoint(v3.Endpoint(url)),
-		v3.ClientOptWithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := proc.client(t, key, secret)
 	if got, err := c.GetZoneAPIEndpoint(ctx, cloud.DefaultZone); err != nil || string(got) != url {
 		t.Errorf("zone endpoint = %q, %v; want %q", got, err, url)
 	}
@@ -95,8 +51,25 @@ func TestCloudCommand(t *testing.T) {
 	if _, err := c.Wait(ctx, op, v3.OperationStateSuccess); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(memberProcesses(memberNet)); n != 2 {
+	pids := memberProcesses(memberNet)
+	if n := len(pids); n != 2 {
 		t.Fatalf("%d member processes running, want 2", n)
+	}
+	// Members trust only the cloud: the API key and secret are nowhere in
+	// what a member process can read about itself.
+	for _, pid := range pids {
+		for _, f := range []string{"environ", "cmdline"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(key)) {
+				t.Errorf("member %d: /proc/%d/%s holds the API key or secret", pid, pid, f)
+			}
+			if f == "environ" && !bytes.Contains(b, []byte("TIDEPOOL_APP_DRAIN=5s")) {
+				t.Errorf("member %d lacks the cloud's TIDEPOOL_APP_DRAIN: the environment is not passed on", pid)
+			}
+		}
 	}
 	metrics := strings.TrimSuffix(url, "/v2") + "/metrics"
 	resp, err := http.Get(metrics)
@@ -127,7 +100,7 @@ func TestCloudCommand(t *testing.T) {
 	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("shutdown took %v, want a few seconds", d)
 	}
-	<-logDone
+	<-proc.logDone
 	if left := memberProcesses(memberNet); len(left) > 0 {
 		t.Errorf("member processes left: %v", left)
 	}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sort"
 	"time"
+
+	"tidepool/internal/backoff"
 )
 
 // Instance states (spec enum instance-state) used by this cloud.
@@ -113,14 +115,7 @@ func pickVictims(members []victim, n int) []string {
 // restartBackoff is how long a pool waits before starting a new member after
 // failures consecutive start failures: 1s, 2s, 4s ... capped at 30s.
 func restartBackoff(failures int) time.Duration {
-	if failures <= 0 {
-		return 0
-	}
-	d := time.Second
-	for i := 1; i < failures && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
+	return backoff.Delay(failures, time.Second, 30*time.Second)
 }
 
 // ipPool hands out addresses of a prefix, from .2 upward, never one in use.

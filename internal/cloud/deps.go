@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -9,8 +10,8 @@ import (
 	"tidepool/internal/cloud/nlb"
 )
 
-// The cloud drives pool member processes (internal/member) and network load
-// balancer listeners (internal/nlb) through these small interfaces, listing
+// The cloud drives pool member processes (internal/cloud/member) and network load
+// balancer listeners (internal/cloud/nlb) through these small interfaces, listing
 // only the methods it uses; tests substitute fakes.
 
 // memberStarter starts member processes.
@@ -69,9 +70,15 @@ func (a runner) Start(ctx context.Context, spec member.Spec) (memberProc, error)
 // realDeps returns the member runner and the nlb factory for cfg (defaults
 // applied), and the runner's warning ("" when members are CPU-limited).
 func realDeps(cfg Config) (memberStarter, balancerFactory, string, error) {
+	base, dropped := memberEnviron(os.Environ(), cfg.Key, cfg.Secret)
+	extra, droppedExtra := memberEnviron(cfg.AppEnv, cfg.Key, cfg.Secret)
+	if dropped = append(dropped, droppedExtra...); len(dropped) > 0 {
+		cfg.Logger.Info("API credentials kept out of the members' environment", "variables", dropped)
+	}
 	r, err := member.NewRunner(member.RunnerConfig{
 		Command:      cfg.AppCommand,
-		Env:          cfg.AppEnv,
+		BaseEnv:      base,
+		Env:          extra,
 		CgroupParent: cfg.CgroupParent,
 		Logger:       cfg.Logger.With("component", "member"),
 		Output:       cfg.AppOutput,
@@ -80,10 +87,13 @@ func realDeps(cfg Config) (memberStarter, balancerFactory, string, error) {
 		return nil, nil, "", err
 	}
 	log := cfg.Logger.With("component", "nlb")
+	// At start, before members and load balancers hold descriptors.
+	nlb.RaiseFileLimit(log)
 	factory := func(id, listen string, targetPort uint16, check nlb.HealthCheck) (balancer, error) {
 		return nlb.New(nlb.Config{
 			Listen: listen, TargetPort: targetPort, Check: check, Logger: log,
 			Name: id, DrainTimeout: cfg.ShutdownGrace, DataPath: cfg.NLBDataPath,
+			IdleTimeout: cfg.NLBIdleTimeout, MaxConns: cfg.NLBMaxConns,
 		})
 	}
 	return runner{r}, factory, r.Warning(), nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud"
 	"tidepool/internal/cloud/cloudtest"
+	"tidepool/internal/loopback"
 )
 
 // harnessOptions configures a cloud run by startHarness; zero fields get
@@ -47,12 +47,6 @@ type harness struct {
 	stopFn   func()
 }
 
-func randomNets() (netip.Prefix, netip.Prefix) {
-	a, b := 100+mrand.IntN(151), mrand.IntN(128)*2
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24),
-		netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24)
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -72,7 +66,7 @@ func startHarness(t *testing.T, o harnessOptions) *harness {
 		o.stateDir = t.TempDir()
 	}
 	if !o.memberNet.IsValid() {
-		o.memberNet, o.nlbNet = randomNets()
+		o.memberNet, o.nlbNet = loopback.Ranges()
 	}
 	if o.cgroupParent == "" {
 		o.cgroupParent = "tidepool-cloud-test-" + randHex(4)

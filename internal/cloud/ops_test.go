@@ -9,6 +9,7 @@ import (
 
 	v3 "github.com/exoscale/egoscale/v3"
 
+	"tidepool/internal/loopback"
 	"tidepool/internal/provision"
 )
 
@@ -64,7 +65,7 @@ func TestSupersededScaleFails(t *testing.T) {
 // instead of counting member start failures, and succeeds.
 func TestScaleUpWhileMembersDrain(t *testing.T) {
 	t.Parallel()
-	memberNet, nlbNet := randomNets()
+	memberNet, nlbNet := loopback.Ranges()
 	// A /29 hands out .2 to .6: five members.
 	small := netip.PrefixFrom(memberNet.Addr(), 29)
 	h := startHarness(t, harnessOptions{memberNet: small, nlbNet: nlbNet, appDrain: "4s", bootDelay: -1})

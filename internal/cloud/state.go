@@ -31,6 +31,8 @@ type stateDoc struct {
 	Pools         []poolRecord     `json:"instance-pools"`
 	Instances     []instanceRecord `json:"instances"`
 	LoadBalancers []lbRecord       `json:"load-balancers"`
+	// Resources are the records-only resources (resources.go).
+	Resources *resourcesDoc `json:"resources,omitempty"`
 }
 
 type poolRecord struct {
@@ -121,6 +123,7 @@ func (c *Cloud) snapshotLocked() stateDoc {
 		}
 		doc.LoadBalancers = append(doc.LoadBalancers, rec)
 	}
+	doc.Resources = c.res.doc()
 	sort.Slice(doc.Pools, func(i, j int) bool { return doc.Pools[i].ID < doc.Pools[j].ID })
 	sort.Slice(doc.Instances, func(i, j int) bool { return doc.Instances[i].ID < doc.Instances[j].ID })
 	sort.Slice(doc.LoadBalancers, func(i, j int) bool { return doc.LoadBalancers[i].ID < doc.LoadBalancers[j].ID })
@@ -146,7 +149,8 @@ func (c *Cloud) saveLocked() {
 		c.log.Error("state save failed", "path", c.statePath(), "err", err)
 		return
 	}
-	if err := atomicfile.Write(c.statePath(), b, 0o644); err != nil {
+	// 0600: the state holds the secrets of API keys.
+	if err := atomicfile.Write(c.statePath(), b, 0o600); err != nil {
 		c.log.Error("state save failed", "path", c.statePath(), "err", err)
 		return
 	}
@@ -212,6 +216,7 @@ func (c *Cloud) load() error {
 		lb.rec.Services = nil
 		c.nlbs[rec.ID] = lb
 	}
+	c.restoreResourcesLocked(doc.Resources)
 	c.saved = b
 	c.log.Info("state restored", "path", c.statePath(), "pools", len(doc.Pools), "instances", len(c.instances), "load_balancers", len(doc.LoadBalancers))
 	return nil

@@ -67,7 +67,7 @@ func (s *session) runCloud(ctx context.Context, ready func()) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: cl.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: cl.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: cloud.MaxHeaderBytes}
 	go srv.Serve(ln)
 	defer srv.Close()
 	ready()

@@ -11,6 +11,9 @@
 // sensitivity as cty marks (Sensitive). It does not plan, resolve providers or
 // check provider schemas; `terraform validate` would, but needs the providers
 // from the Terraform registry.
+//
+// It owns the offline checks of deploy/; only tests may import it, and it must
+// not import the components it checks beyond what their tests hand it.
 package deploytest
 
 import (

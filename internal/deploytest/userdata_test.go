@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"tidepool/internal/buildbin"
+	"tidepool/internal/loopback"
 	"tidepool/internal/monitoring"
 )
 
@@ -732,14 +732,11 @@ func readYAML(t *testing.T, path string, v any) {
 // test packages do not collide.
 func loopbackListener(t *testing.T) net.Listener {
 	t.Helper()
-	for range 20 {
-		addr := fmt.Sprintf("127.%d.%d.%d:0", 100+rand.IntN(150), rand.IntN(256), 1+rand.IntN(250))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			return ln
-		}
+	ln, err := loopback.Listen()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no loopback address to listen on")
-	return nil
+	return ln
 }
 
 // TestInstallBinaryScript runs the instances' download script against a local

@@ -14,6 +14,10 @@
 //	start ──> refresh ──ok──> publish (if changed) ──> wait Interval ──┐
 //	             ^    └─fail n─> keep last good ──> wait Backoff(n) ───┤
 //	             └──────────────────────────────────────────────────────┘
+//
+// It owns the service discovery agent and must not import the local cloud (it
+// reads any cloud through egoscale), the autoscaler or anything that starts
+// processes.
 package discover
 
 import (
@@ -33,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tidepool/internal/atomicfile"
+	"tidepool/internal/backoff"
 )
 
 // Defaults for the zero values of Config.
@@ -201,21 +206,8 @@ func (a *Agent) initMetrics() {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
-// Backoff returns the wait after the n-th consecutive failure (n >= 1):
-// lo, 2·lo, 4·lo, ... capped at hi.
-func Backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	if d > hi || d <= 0 {
-		return hi
-	}
-	return d
-}
-
 // Run refreshes at once, then again Interval after each successful refresh
-// (Backoff after a failed one), until ctx is cancelled; then it returns nil. It blocks. It
+// (backoff.Delay after a failed one), until ctx is cancelled; then it returns nil. It blocks. It
 // returns an error only if the output directory cannot be created; API and
 // write failures are retried, never returned. Call Run once.
 func (a *Agent) Run(ctx context.Context) error {
@@ -230,7 +222,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				return nil
 			}
 			failures++
-			delay = Backoff(failures, a.minBackoff, a.maxBackoff)
+			delay = backoff.Delay(failures, a.minBackoff, a.maxBackoff)
 			a.log.Error("refresh failed, keeping last good targets",
 				"err", err, "kind", errorKind(err), "failures", failures, "retry_in", delay)
 		} else if failures > 0 {

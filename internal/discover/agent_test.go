@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,18 +39,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const (
-	poolA = "2f3c1b5e-0a5d-4c1e-9b0e-1d2c3b4a5f60"
-	poolB = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
-)
-
-func threeMembers() []fakeInstance {
-	return []fakeInstance{
-		{ID: "11111111-0000-4000-8000-000000000001", Name: "pool-a-1", IP: "10.0.0.1", State: "running"},
-		{ID: "11111111-0000-4000-8000-000000000002", Name: "pool-a-2", IP: "10.0.0.2", State: "running"},
-		{ID: "11111111-0000-4000-8000-000000000003", Name: "pool-a-3", State: "starting"}, // no IP yet
-	}
-}
+// poolA is a pool ID for tests without a cloud (memClient).
+const poolA = "2f3c1b5e-0a5d-4c1e-9b0e-1d2c3b4a5f60"
 
 // metric returns the value of the agent's counter or gauge name with the
 // given label pairs (k, v, ...), failing if it does not exist.
@@ -115,19 +106,21 @@ func getTargets(t *testing.T, a *Agent) (int, []byte) {
 	return rec.Code, rec.Body.Bytes()
 }
 
-func newFakeAgent(t *testing.T, fc *fakeCloud, cfg Config) *Agent {
+// newTestAgent returns an agent on lc's pool (unless cfg names one), writing
+// into a temporary directory.
+func newTestAgent(t *testing.T, lc *localCloud, cfg Config) *Agent {
 	t.Helper()
 	if cfg.Client == nil {
-		cfg.Client = newTestClient(t, fc.endpoint(), fc.key, "secret")
+		cfg.Client = newTestClient(t, lc.endpoint(), lc.env.Key, lc.env.Secret)
 	}
 	if cfg.PoolID == "" && cfg.PoolName == "" {
-		cfg.PoolID = poolA
+		cfg.PoolID = lc.poolID
 	}
 	if cfg.Output == "" {
 		cfg.Output = filepath.Join(t.TempDir(), "sd", "config.json")
 	}
 	if cfg.Zone == "" {
-		cfg.Zone = "ch-gva-2"
+		cfg.Zone = lc.env.Zone
 	}
 	a, err := New(cfg)
 	if err != nil {
@@ -140,35 +133,28 @@ func newFakeAgent(t *testing.T, fc *fakeCloud, cfg Config) *Agent {
 }
 
 func TestRefreshPublishesFileAndHTTPSD(t *testing.T) {
-	fc := newFakeCloud(t)
-	fc.setPools(fakePool{ID: poolA, Name: "web", Members: threeMembers()},
-		fakePool{ID: poolB, Name: "other", Members: []fakeInstance{{ID: "x", Name: "x", IP: "10.9.9.9", State: "running"}}})
-	for _, sel := range []struct{ name, id, poolName string }{{"by id", poolA, ""}, {"by name", "", "web"}} {
+	lc := newLocalCloud(t, 2)
+	lc.env.CreatePool(t, 1) // another pool: its member is no target
+	want := lc.members(t)
+	for _, sel := range []struct{ name, id, poolName string }{{"by id", lc.poolID, ""}, {"by name", "", lc.poolName}} {
 		t.Run(sel.name, func(t *testing.T) {
-			a := newFakeAgent(t, fc, Config{PoolID: sel.id, PoolName: sel.poolName})
+			a := newTestAgent(t, lc, Config{PoolID: sel.id, PoolName: sel.poolName})
 			if code, _ := getTargets(t, a); code != http.StatusServiceUnavailable {
 				t.Errorf("GET /targets before any refresh: %d, want 503", code)
 			}
 			if err := a.Refresh(context.Background()); err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
-			var got []TargetGroup
-			if err := json.Unmarshal(readFile(t, a.output), &got); err != nil {
-				t.Fatalf("file is not JSON: %v", err)
-			}
-			want := []TargetGroup{
-				{Targets: []string{"10.0.0.1:9100"}, Labels: labels(poolA, "web", "ch-gva-2", threeMembers()[0].ID, "pool-a-1")},
-				{Targets: []string{"10.0.0.2:9100"}, Labels: labels(poolA, "web", "ch-gva-2", threeMembers()[1].ID, "pool-a-2")},
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("file targets:\n got %v\nwant %v", got, want)
+			got, err := fileMembers(t, a.output, lc.pool())
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("file targets:\n got %v (%v)\nwant %v", got, err, want)
 			}
 			code, body := getTargets(t, a)
 			if code != http.StatusOK || !bytes.Equal(body, readFile(t, a.output)) {
 				t.Errorf("GET /targets = %d %q, want 200 and the file's bytes", code, body)
 			}
-			if got := metric(t, a, "tidepool_discover_targets"); got != 2 {
-				t.Errorf("targets gauge = %v, want 2", got)
+			if got := metric(t, a, "tidepool_discover_targets"); got != float64(len(want)) {
+				t.Errorf("targets gauge = %v, want %d", got, len(want))
 			}
 			if got := metric(t, a, "tidepool_discover_last_success_timestamp_seconds"); got < float64(time.Now().Add(-time.Minute).Unix()) {
 				t.Errorf("last success = %v, want about now", got)
@@ -178,27 +164,28 @@ func TestRefreshPublishesFileAndHTTPSD(t *testing.T) {
 }
 
 func TestRefreshRewritesOnlyOnChange(t *testing.T) {
-	fc := newFakeCloud(t)
-	members := threeMembers()
-	fc.setPools(fakePool{ID: poolA, Name: "web", Members: members})
-	a := newFakeAgent(t, fc, Config{})
+	lc := newLocalCloud(t, 2)
+	a := newTestAgent(t, lc, Config{})
 	ctx := context.Background()
+	id := v3.UUID(lc.poolID)
 	steps := []struct {
 		name        string
-		members     []fakeInstance
+		change      func()
 		wantRewrite bool
 		wantWrites  float64
 	}{
-		{"first refresh", members, true, 1},
-		{"same members", members, false, 1},
-		{"same members again", members, false, 1},
-		{"a member gets its IP", append(members[:2:2], fakeInstance{ID: members[2].ID, Name: members[2].Name, IP: "10.0.0.3", State: "running"}), true, 2},
-		{"a member leaves", members[:1], true, 3},
-		{"unchanged", members[:1], false, 3},
+		{"first refresh", nil, true, 1},
+		{"same members", nil, false, 1},
+		{"same members again", nil, false, 1},
+		{"a member joins", func() { scalePool(t, lc.env, id, 3) }, true, 2},
+		{"a member leaves", func() { scalePool(t, lc.env, id, 2) }, true, 3},
+		{"unchanged", nil, false, 3},
 	}
 	var lastIno uint64
 	for _, s := range steps {
-		fc.setPools(fakePool{ID: poolA, Name: "web", Members: s.members})
+		if s.change != nil {
+			s.change()
+		}
 		if err := a.Refresh(ctx); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -220,24 +207,20 @@ func TestRefreshRewritesOnlyOnChange(t *testing.T) {
 func TestErrorsKeepLastGoodFile(t *testing.T) {
 	tests := []struct {
 		name     string
-		breakAPI func(t *testing.T, fc *fakeCloud) Config
+		breakAPI func(t *testing.T, lc *localCloud) Config
 		wantKind string
 	}{
-		{"500", func(t *testing.T, fc *fakeCloud) Config { fc.setFault(faultServer); return Config{} }, KindServer},
-		{"503 plain text", func(t *testing.T, fc *fakeCloud) Config { fc.setFault(faultUnavail); return Config{} }, KindServer},
-		{"malformed JSON", func(t *testing.T, fc *fakeCloud) Config { fc.setFault(faultMalformed); return Config{} }, KindResponse},
-		{"timeout", func(t *testing.T, fc *fakeCloud) Config {
-			fc.setFault(faultHang)
+		{"500", func(t *testing.T, lc *localCloud) Config { lc.setFault(faultServer); return Config{} }, KindServer},
+		{"503 plain text", func(t *testing.T, lc *localCloud) Config { lc.setFault(faultUnavail); return Config{} }, KindServer},
+		{"malformed JSON", func(t *testing.T, lc *localCloud) Config { lc.setFault(faultMalformed); return Config{} }, KindResponse},
+		{"timeout", func(t *testing.T, lc *localCloud) Config {
+			lc.setFault(faultHang)
 			return Config{Timeout: 300 * time.Millisecond}
 		}, KindTimeout},
-		{"wrong credentials", func(t *testing.T, fc *fakeCloud) Config {
-			return Config{Client: newTestClient(t, fc.endpoint(), "EXOwrongkey", "secret")}
+		{"wrong credentials", func(t *testing.T, lc *localCloud) Config {
+			return Config{Client: newTestClient(t, lc.endpoint(), "EXOwrongkey", "secret")}
 		}, KindAuth},
-		{"pool deleted", func(t *testing.T, fc *fakeCloud) Config {
-			fc.setPools()
-			return Config{}
-		}, KindNotFound},
-		{"API down", func(t *testing.T, fc *fakeCloud) Config {
+		{"API down", func(t *testing.T, lc *localCloud) Config {
 			// A closed loopback port: connection refused.
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -247,15 +230,20 @@ func TestErrorsKeepLastGoodFile(t *testing.T) {
 			if err := ln.Close(); err != nil {
 				t.Fatal(err)
 			}
-			return Config{Client: newTestClient(t, "http://"+addr+"/v2", fc.key, "secret")}
+			return Config{Client: newTestClient(t, "http://"+addr+"/v2", lc.env.Key, lc.env.Secret)}
 		}, KindNetwork},
+		{"pool deleted", func(t *testing.T, lc *localCloud) Config { // last: the pool is gone for good
+			deletePool(t, lc)
+			return Config{}
+		}, KindNotFound},
 	}
+	lc := newLocalCloud(t, 2)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fc := newFakeCloud(t)
-			fc.setPools(fakePool{ID: poolA, Name: "web", Members: threeMembers()})
+			lc.setFault(nil)
+			t.Cleanup(func() { lc.setFault(nil) })
 			output := filepath.Join(t.TempDir(), "config.json")
-			good := newFakeAgent(t, fc, Config{Output: output})
+			good := newTestAgent(t, lc, Config{Output: output})
 			if err := good.Refresh(context.Background()); err != nil {
 				t.Fatalf("good refresh: %v", err)
 			}
@@ -264,9 +252,9 @@ func TestErrorsKeepLastGoodFile(t *testing.T) {
 
 			// The same agent state (file on disk) seen by a second agent whose
 			// API is broken, plus the first agent's HTTP SD document.
-			cfg := tt.breakAPI(t, fc)
+			cfg := tt.breakAPI(t, lc)
 			cfg.Output = output
-			bad := newFakeAgent(t, fc, cfg)
+			bad := newTestAgent(t, lc, cfg)
 			err := bad.Refresh(context.Background())
 			if err == nil {
 				t.Fatal("Refresh with a broken API: got nil error")
@@ -288,7 +276,7 @@ func TestErrorsKeepLastGoodFile(t *testing.T) {
 			}
 
 			// The good agent keeps serving its document through a failure too.
-			fc.setFault(faultServer)
+			lc.setFault(faultServer)
 			if err := good.Refresh(context.Background()); err == nil {
 				t.Fatal("good agent: Refresh during a 500: got nil error")
 			}
@@ -303,11 +291,10 @@ func TestErrorsKeepLastGoodFile(t *testing.T) {
 }
 
 func TestWriteFailureIsCountedAndRetried(t *testing.T) {
-	fc := newFakeCloud(t)
-	fc.setPools(fakePool{ID: poolA, Name: "web", Members: threeMembers()})
+	lc := newLocalCloud(t, 1)
 	dir := t.TempDir()
 	output := filepath.Join(dir, "config.json")
-	a := newFakeAgent(t, fc, Config{Output: output})
+	a := newTestAgent(t, lc, Config{Output: output})
 	// A directory where the file should be makes the rename fail.
 	if err := os.MkdirAll(filepath.Join(output, "x"), 0o755); err != nil {
 		t.Fatal(err)
@@ -387,36 +374,13 @@ func (c *fakeClock) fire(w fakeWait) {
 	w.fire <- now
 }
 
-func TestBackoffDelays(t *testing.T) {
-	tests := []struct {
-		n      int
-		lo, hi time.Duration
-		want   time.Duration
-	}{
-		{1, time.Second, time.Minute, time.Second},
-		{2, time.Second, time.Minute, 2 * time.Second},
-		{3, time.Second, time.Minute, 4 * time.Second},
-		{6, time.Second, time.Minute, 32 * time.Second},
-		{7, time.Second, time.Minute, time.Minute},
-		{1000, time.Second, time.Minute, time.Minute},
-		{3, time.Minute, time.Minute, time.Minute},
-		{80, time.Hour, 1<<63 - 1, 1<<63 - 1}, // no overflow
-	}
-	for _, tt := range tests {
-		if got := Backoff(tt.n, tt.lo, tt.hi); got != tt.want {
-			t.Errorf("Backoff(%d, %v, %v) = %v, want %v", tt.n, tt.lo, tt.hi, got, tt.want)
-		}
-	}
-}
-
 // TestRunRetriesWithBackoff drives Run with a fake clock: failures wait
 // 1s, 2s, 4s; success waits the interval and resets the backoff; the last
 // good file survives the failures; Run returns nil when cancelled.
 func TestRunRetriesWithBackoff(t *testing.T) {
-	fc := newFakeCloud(t)
-	fc.setPools(fakePool{ID: poolA, Name: "web", Members: threeMembers()})
+	lc := newLocalCloud(t, 1)
 	clock := newFakeClock()
-	a := newFakeAgent(t, fc, Config{Interval: 10 * time.Second, MinBackoff: time.Second, MaxBackoff: 3 * time.Second, Clock: clock})
+	a := newTestAgent(t, lc, Config{Interval: 10 * time.Second, MinBackoff: time.Second, MaxBackoff: 3 * time.Second, Clock: clock})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -432,7 +396,7 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	if got := metric(t, a, "tidepool_discover_last_success_timestamp_seconds"); got != 1_700_000_000 {
 		t.Errorf("last success = %v, want the fake clock's 1700000000", got)
 	}
-	fc.setFault(faultServer)
+	lc.setFault(faultServer)
 	clock.fire(w)
 	clock.fire(clock.expect(t, time.Second))
 	clock.fire(clock.expect(t, 2*time.Second))
@@ -444,13 +408,13 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	if !bytes.Equal(readFile(t, a.output), good) {
 		t.Error("file changed during the outage")
 	}
-	fc.setFault(faultNone)
+	lc.setFault(nil)
 	clock.fire(w)
 	w = clock.expect(t, 10*time.Second) // recovered: back to the interval
 	if got := metric(t, a, "tidepool_discover_last_success_timestamp_seconds"); got != 1_700_000_000+10+1+2+3+3 {
 		t.Errorf("last success = %v, want 1700000019", got)
 	}
-	fc.setFault(faultServer)
+	lc.setFault(faultServer)
 	clock.fire(w)
 	clock.expect(t, time.Second) // backoff starts over
 	if got := metric(t, a, "tidepool_discover_refreshes_total"); got != 7 {
@@ -459,15 +423,14 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 }
 
 func TestRunReturnsPromptlyWhenCancelledDuringAHungCall(t *testing.T) {
-	fc := newFakeCloud(t)
-	fc.setPools(fakePool{ID: poolA, Name: "web", Members: threeMembers()})
-	fc.setFault(faultHang)
-	a := newFakeAgent(t, fc, Config{Timeout: time.Hour})
+	lc := newLocalCloud(t, 1)
+	lc.setFault(faultHang)
+	a := newTestAgent(t, lc, Config{Timeout: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for fc.requestCount() == 0 && time.Now().Before(deadline) {
+	for lc.requestCount() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"tidepool/internal/cloud/cloudtest"
+	"tidepool/internal/loopback"
 	"tidepool/internal/promrun"
 )
 
@@ -40,16 +39,12 @@ func startPrometheus(t *testing.T, config string) string {
 	for attempt := 0; attempt < 3; attempt++ {
 		// A free port on a random loopback address (there is a small race
 		// between closing it and Prometheus binding it: hence the retries).
-		ip := net.IPv4(127, byte(100+rand.IntN(151)), byte(rand.IntN(256)), byte(1+rand.IntN(254)))
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+		ap, err := loopback.FreeAddrPort()
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		addr := ln.Addr().String()
-		if err := ln.Close(); err != nil {
-			t.Fatal(err)
-		}
+		addr := ap.String()
 		logPath := filepath.Join(dir, fmt.Sprintf("prometheus-%d.log", attempt))
 		logFile, err := os.Create(logPath)
 		if err != nil {

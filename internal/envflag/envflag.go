@@ -2,6 +2,9 @@
 // variable, with the command line taking precedence. Subcommands use it so that
 // the course's variables (EXOSCALE_KEY, LISTEN_PORT, ...) and flags configure
 // the same fields.
+//
+// It owns the flag-from-environment rule and must not import any other
+// tidepool package.
 package envflag
 
 import (

@@ -2,6 +2,9 @@
 // uses, from the course's settings (EXOSCALE_KEY, EXOSCALE_SECRET,
 // EXOSCALE_ZONE, EXOSCALE_API_ENDPOINT), so that the same code drives real
 // Exoscale and the local cloud.
+//
+// It owns how a client is configured and must not import any other tidepool
+// package.
 package exoclient
 
 import (

@@ -33,7 +33,7 @@ func TestHistogramAccuracy(t *testing.T) {
 		}
 		slices.Sort(samples)
 		for _, q := range []float64{0.001, 0.5, 0.9, 0.95, 0.99, 0.999, 1} {
-			want := exactQuantile(samples, q)
+			want := Quantile(samples, q)
 			got := h.quantile(q)
 			if err := math.Abs(float64(got-want)) / float64(max(want, 1)); err > 1.0/256+1e-9 {
 				t.Errorf("%s: quantile(%g) = %s; exact %s (error %.3f%% > 0.4%%)", tt.name, q, got, want, 100*err)
@@ -72,7 +72,7 @@ func TestHistogramEdges(t *testing.T) {
 	}
 }
 
-func TestExactQuantile(t *testing.T) {
+func TestQuantile(t *testing.T) {
 	var s []time.Duration
 	for i := 1; i <= 100; i++ {
 		s = append(s, time.Duration(i))
@@ -82,11 +82,11 @@ func TestExactQuantile(t *testing.T) {
 		want time.Duration
 	}{{0.5, 50}, {0.95, 95}, {0.99, 99}, {1, 100}, {0.001, 1}}
 	for _, tt := range tests {
-		if got := exactQuantile(s, tt.q); got != tt.want {
-			t.Errorf("exactQuantile(1..100, %g) = %d; want %d", tt.q, got, tt.want)
+		if got := Quantile(s, tt.q); got != tt.want {
+			t.Errorf("Quantile(1..100, %g) = %d; want %d", tt.q, got, tt.want)
 		}
 	}
-	if got := exactQuantile(nil, 0.5); got != 0 {
-		t.Errorf("exactQuantile(nil) = %d; want 0", got)
+	if got := Quantile([]time.Duration(nil), 0.5); got != 0 {
+		t.Errorf("Quantile(nil) = %d; want 0", got)
 	}
 }

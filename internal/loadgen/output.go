@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -286,6 +287,28 @@ func SaveCSV(path string, tl []Second) error {
 // atomically.
 func SaveJSON(path string, tl []Second, s Summary) error {
 	return save(path, func(w io.Writer) error { return WriteJSON(w, tl, s) })
+}
+
+// Save publishes a finished run as `tidepool load` does: the timeline as
+// CSV to csvPath and with the summary as JSON to jsonPath (each atomically;
+// "" skips it), then the summary to w. It tries all three and joins their
+// errors.
+func Save(w io.Writer, csvPath, jsonPath string, tl []Second, s Summary) error {
+	var errs []error
+	if csvPath != "" {
+		if err := SaveCSV(csvPath, tl); err != nil {
+			errs = append(errs, fmt.Errorf("write timeline %s: %w", csvPath, err))
+		}
+	}
+	if jsonPath != "" {
+		if err := SaveJSON(jsonPath, tl, s); err != nil {
+			errs = append(errs, fmt.Errorf("write report %s: %w", jsonPath, err))
+		}
+	}
+	if err := WriteSummary(w, s); err != nil {
+		errs = append(errs, fmt.Errorf("write summary: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 func save(path string, write func(io.Writer) error) error {

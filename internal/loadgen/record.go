@@ -239,7 +239,7 @@ func (b *bucket) second(sec int, offered float64, tot *totals) Second {
 		}
 	}
 	slices.Sort(b.lat)
-	s.P50, s.P95, s.P99 = exactQuantile(b.lat, 0.50), exactQuantile(b.lat, 0.95), exactQuantile(b.lat, 0.99)
+	s.P50, s.P95, s.P99 = Quantile(b.lat, 0.50), Quantile(b.lat, 0.95), Quantile(b.lat, 0.99)
 	if n := len(b.lat); n > 0 {
 		s.Max = b.lat[n-1]
 	}
@@ -247,15 +247,17 @@ func (b *bucket) second(sec int, offered float64, tot *totals) Second {
 	return s
 }
 
-// exactQuantile is the nearest-rank q-quantile of sorted samples.
-func exactQuantile(sorted []time.Duration, q float64) time.Duration {
+// Quantile is the nearest-rank q-quantile (0 < q <= 1) of values sorted in
+// ascending order: the smallest value with at least q of all values at or
+// below it. It returns 0 for no values. It is the one quantile of exact
+// samples in tidepool (the histogram's approximates it).
+func Quantile[T ~int64 | ~float64](sorted []T, q float64) T {
 	n := len(sorted)
 	if n == 0 {
 		return 0
 	}
 	rank := int(math.Ceil(q*float64(n) - 1e-9))
-	rank = max(1, min(rank, n))
-	return sorted[rank-1]
+	return sorted[max(1, min(rank, n))-1]
 }
 
 // totals accumulates the whole run.

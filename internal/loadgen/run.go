@@ -5,6 +5,10 @@
 // percentiles instead of silently slowing the generator down (no coordinated
 // omission). Results are a per-second timeline and a whole-run summary,
 // written as CSV, JSON or text.
+//
+// It owns the load generator and its result files, and must not import the
+// system it loads (cloud, autoscaler, demo) or tidepool packages other than
+// atomicfile.
 package loadgen
 
 import (
@@ -149,7 +153,7 @@ func (cfg Config) withDefaults() (Config, error) {
 // time has passed and every request planned in it has an outcome. A stall
 // therefore delays the call by up to Timeout.
 //
-// Why not vegeta's Attacker: the Schedule is a vegeta.Pacer, but
+// Why not vegeta's Attacker (github.com/tsenart/vegeta, not a dependency):
 // vegeta.Attacker stamps each result when a worker picks the hit up and
 // measures latency from there, and when all its workers are busy its pacing
 // loop blocks and then sends the backlog in a burst; those requests look fast

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // Schedule is the arrival schedule of an open workload: stages played one
@@ -19,9 +17,6 @@ import (
 // at 0, 100ms, 200ms, ... and a schedule of length D holds every k < H(D)
 // (rounded up, ignoring floating-point dust below 1e-6). Stretches at 0 req/s
 // plan nothing.
-//
-// Schedule implements vegeta.Pacer, so it can also drive vegeta's Attacker;
-// Run does not use that Attacker (see Run for why).
 type Schedule struct {
 	stages []Stage
 	start  []time.Duration // start offset of each stage
@@ -29,8 +24,6 @@ type Schedule struct {
 	end    time.Duration
 	n      uint64
 }
-
-var _ vegeta.Pacer = (*Schedule)(nil)
 
 // NewSchedule validates the stages and builds their schedule. It fails on an
 // empty list or an invalid stage (the error names the stage's position).
@@ -135,20 +128,6 @@ func (s *Schedule) PlannedAt(k uint64) (time.Duration, bool) {
 	d = max(0, min(d, st.Duration-1))
 	return s.start[lo] + d, true
 }
-
-// Pace implements vegeta.Pacer: the wait from elapsed until request number
-// hits is planned (0 if that time has passed), and stop once the schedule has
-// no more requests.
-func (s *Schedule) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	next, ok := s.PlannedAt(hits)
-	if !ok {
-		return 0, true
-	}
-	return max(0, next-elapsed), false
-}
-
-// Rate implements vegeta.Pacer; it is RateAt.
-func (s *Schedule) Rate(elapsed time.Duration) float64 { return s.RateAt(elapsed) }
 
 // stageRate is the rate in req/s at tau seconds into st (0 <= tau < D).
 func stageRate(st Stage, tau float64) float64 {

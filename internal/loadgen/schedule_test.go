@@ -60,9 +60,6 @@ func TestScheduleRateAt(t *testing.T) {
 		if got := s.RateAt(tt.at); math.Abs(got-tt.want) > 1e-9 {
 			t.Errorf("%v RateAt(%s) = %g; want %g", tt.stages, tt.at, got, tt.want)
 		}
-		if got := s.Rate(tt.at); math.Abs(got-tt.want) > 1e-9 {
-			t.Errorf("%v Rate(%s) = %g; want %g", tt.stages, tt.at, got, tt.want)
-		}
 	}
 }
 
@@ -185,33 +182,6 @@ func TestScheduleExpected(t *testing.T) {
 		if got := s.Expected(tt.at); math.Abs(got-tt.want) > 1e-9 {
 			t.Errorf("%v Expected(%s) = %g; want %g", tt.stages, tt.at, got, tt.want)
 		}
-	}
-}
-
-// TestSchedulePace drives the vegeta.Pacer methods the way vegeta's Attacker
-// does (sleep the returned wait, then count a hit) and checks that the hits
-// land on the planned times, and that a late caller is told to go at once.
-func TestSchedulePace(t *testing.T) {
-	s := mustSchedule(t, "ramp:5-50:2s", "sine:20±10/1s:2s")
-	var elapsed time.Duration
-	var hits uint64
-	for {
-		wait, stop := s.Pace(elapsed, hits)
-		if stop {
-			break
-		}
-		elapsed += wait
-		want, _ := s.PlannedAt(hits)
-		if elapsed != want {
-			t.Fatalf("hit %d at %s; want %s", hits, elapsed, want)
-		}
-		hits++
-	}
-	if hits != s.Requests() {
-		t.Errorf("Pace stopped after %d hits; want %d", hits, s.Requests())
-	}
-	if wait, stop := s.Pace(time.Second, 0); wait != 0 || stop {
-		t.Errorf("Pace(1s, 0) = %s, %v; want 0, false (behind schedule)", wait, stop)
 	}
 }
 

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"tidepool/internal/app"
+	"tidepool/internal/loopback"
 	"tidepool/internal/promrun"
 )
 
@@ -34,7 +35,7 @@ func TestIntegrationFastProfile(t *testing.T) {
 	promBin := requireTool(t, promrun.PrometheusBinary)
 	amBin := requireTool(t, promrun.AlertmanagerBinary)
 	profile := Fast()
-	ip := randomLoopbackIP()
+	ip := loopback.Addr().String()
 	tmp := t.TempDir()
 	transport := &http.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
@@ -149,24 +150,14 @@ func TestIntegrationFastProfile(t *testing.T) {
 	}
 }
 
-// randomLoopbackIP picks 127.<100-250>.<0-255>.<1-254> so that concurrent
-// test packages do not collide.
-func randomLoopbackIP() string {
-	return fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(151), rand.IntN(256), 1+rand.IntN(254))
-}
-
 // freeAddr returns ip:port with a port that was free a moment ago.
 func freeAddr(t *testing.T, ip string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	ap, err := loopback.FreePort(netip.MustParseAddr(ip))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return ap.String()
 }
 
 // serveOn serves h on ip with a random port until the test ends and returns

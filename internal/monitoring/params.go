@@ -26,6 +26,17 @@ const (
 	DatasourceUID = "tidepool-prometheus"
 )
 
+// Recording rules of rules.yml, defined here once: the templates, the
+// autoscaler's target tracking and the demo read these names.
+const (
+	// RuleInstanceCPU is each member's share of CPU time not idle over the
+	// profile's rate window, 0..1 over all its CPUs, labelled by instance.
+	RuleInstanceCPU = "instance:node_cpu_utilisation:ratio"
+	// RulePoolCPU is the average of RuleInstanceCPU over the members, 0..1:
+	// what the alerts and the autoscaler act on.
+	RulePoolCPU = "pool:node_cpu_utilisation:avg"
+)
+
 // Params are the deployment-specific inputs of Render. The zero value renders
 // the seed deployment: every zero field takes the default named in its comment.
 type Params struct {

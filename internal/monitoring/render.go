@@ -7,6 +7,10 @@
 // Profile (timings: Seed or Fast) and Params (addresses, ports, thresholds).
 // deploy/monitoring in the repository is the seed profile rendered with zero
 // Params; a test keeps it in sync.
+//
+// It owns the monitoring configuration and the recording rules' names
+// (RulePoolCPU, RuleInstanceCPU), and must not import the agents, the cloud or
+// anything that starts processes.
 package monitoring
 
 import (
@@ -138,10 +142,14 @@ type templateData struct {
 	Header        string // comment line opening every YAML file
 	HeaderText    string // the same without "# ", for JSON descriptions
 	DatasourceUID string
+	Rules         ruleNames
 	Components    []scrapeJob
 	GrafanaRules  []grafanaRule
 	Test          ruleTest
 }
+
+// ruleNames are the recording rules' names (RuleInstanceCPU, RulePoolCPU).
+type ruleNames struct{ InstanceCPU, PoolCPU string }
 
 // grafanaRule is one of the two Grafana alert rules and its contact point.
 type grafanaRule struct {
@@ -180,6 +188,7 @@ func newTemplateData(p Profile, params Params) templateData {
 		Header:        "# " + header,
 		HeaderText:    header,
 		DatasourceUID: DatasourceUID,
+		Rules:         ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU},
 		Components:    params.components(),
 		GrafanaRules: []grafanaRule{
 			{UID: "tidepool-pool-cpu-high", Title: "TidepoolPoolCPUHigh", Scale: "up", Op: "gt", Word: "above", Threshold: params.ScaleUpAbove},

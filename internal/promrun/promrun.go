@@ -1,24 +1,29 @@
 // Package promrun runs the real Prometheus and Alertmanager binaries (the
-// Debian packages) as child processes on loopback, and queries Prometheus'
-// HTTP API. The demo and integration tests use it; it owns the processes it
-// starts and Stop ends them.
+// Debian packages) as child processes on loopback: it finds them, starts
+// them, waits until they are ready and stops them. The demo and integration
+// tests use it; it owns the processes it starts and Stop ends them. Querying
+// is promquery's job; the autoscaler and other agents must not import it.
+//
+// It owns finding, starting and stopping Prometheus and Alertmanager, and
+// must not import tidepool packages other than supervise, loopback and
+// promquery (for the deprecated Query).
 package promrun
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
-	"net/url"
+	"net/netip"
 	"os"
 	"os/exec"
-	"strconv"
-	"sync"
-	"syscall"
 	"time"
+
+	"tidepool/internal/loopback"
+	"tidepool/internal/promquery"
+	"tidepool/internal/supervise"
 )
 
 // ErrNotInstalled reports that a binary is missing; the message says which
@@ -56,25 +61,30 @@ func AlertmanagerBinary() (string, error) {
 // AmtoolBinary finds amtool.
 func AmtoolBinary() (string, error) { return FindBinary("prometheus-alertmanager", "amtool") }
 
-// FreeAddr returns "host:port" with a port that was free on host a moment ago.
+// FreeAddr returns "host:port" with a port that was free on host, an IP
+// address, a moment ago.
+//
+// Deprecated: use loopback.FreePort; FreeAddr goes once the demo uses it.
 func FreeAddr(host string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		return "", fmt.Errorf("free port on %s: %w", host, err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
+	ap, err := loopback.FreePort(ip)
+	if err != nil {
+		return "", err
+	}
+	return ap.String(), nil
 }
+
+// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
+const stopGrace = 5 * time.Second
 
 // Process is a running Prometheus or Alertmanager.
 type Process struct {
 	// URL is the base URL of the web listener, e.g. http://127.0.0.1:9090.
 	URL  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	once sync.Once
+	proc *supervise.Process
 }
 
 // Config describes one process to start.
@@ -89,6 +99,9 @@ type Config struct {
 	Args []string
 	// Output receives the process' stdout and stderr; nil discards them.
 	Output io.Writer
+	// Logger receives the process's start, exit and stop escalation; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // StartPrometheus starts Prometheus and blocks until it is ready or ctx ends.
@@ -129,22 +142,23 @@ func StartAlertmanager(ctx context.Context, cfg Config) (*Process, error) {
 func start(ctx context.Context, bin string, cfg Config, args func(listen string) []string) (*Process, error) {
 	listen := cfg.Listen
 	if listen == "" {
-		var err error
-		if listen, err = FreeAddr("127.0.0.1"); err != nil {
+		ap, err := loopback.FreePort(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+		if err != nil {
 			return nil, err
 		}
+		listen = ap.String()
 	}
-	cmd := exec.Command(bin, append(args(listen), cfg.Args...)...)
-	cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	proc, err := supervise.Start(supervise.Config{
+		Args:   append([]string{bin}, append(args(listen), cfg.Args...)...),
+		Stdout: cfg.Output,
+		Stderr: cfg.Output,
+		Group:  true,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
 	}
-	p := &Process{URL: "http://" + listen, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p := &Process{URL: "http://" + listen, proc: proc}
 	if err := p.waitReady(ctx); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("%s not ready: %w", bin, err)
@@ -165,8 +179,8 @@ func (p *Process) waitReady(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
+		case <-p.proc.Done():
+			return fmt.Errorf("exited: %s", supervise.ExitStatus(p.proc.Err()))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -175,98 +189,26 @@ func (p *Process) waitReady(ctx context.Context) error {
 }
 
 // PID returns the process id.
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.proc.PID() }
 
 // Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
 
-// Stop sends SIGTERM, waits up to 5 s, then SIGKILLs the process group. It
-// is idempotent and safe to call concurrently.
+// Stop sends SIGTERM, waits up to 5 s, then SIGKILLs the process group, and
+// returns once the process is reaped (or has survived SIGKILL for
+// supervise.KillWait, which Config.Logger hears of). It is idempotent and
+// safe to call concurrently.
 func (p *Process) Stop() {
-	p.once.Do(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
+	// A process that survives SIGKILL is logged by the supervisor and left
+	// to the kernel, which ends it with us (PDEATHSIG): the caller could do
+	// nothing more.
+	p.proc.StopWithin(stopGrace)
 }
 
-// Sample is one element of an instant-query vector result.
-type Sample struct {
-	Labels map[string]string
-	Value  float64
-}
-
-// Query runs an instant PromQL query against the Prometheus at baseURL and
-// returns its vector (a scalar result is returned as one unlabelled sample).
-func Query(ctx context.Context, baseURL, expr string) ([]Sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/query?query="+url.QueryEscape(expr), nil)
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", expr, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query %q: %w", expr, err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %q: decode: %w", expr, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %q: %s", expr, body.Error)
-	}
-	switch body.Data.ResultType {
-	case "vector":
-		var vec []struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		}
-		if err := json.Unmarshal(body.Data.Result, &vec); err != nil {
-			return nil, fmt.Errorf("query %q: decode vector: %w", expr, err)
-		}
-		out := make([]Sample, 0, len(vec))
-		for _, v := range vec {
-			f, err := parseValue(v.Value[1])
-			if err != nil {
-				return nil, fmt.Errorf("query %q: %w", expr, err)
-			}
-			out = append(out, Sample{Labels: v.Metric, Value: f})
-		}
-		return out, nil
-	case "scalar":
-		var sc [2]any
-		if err := json.Unmarshal(body.Data.Result, &sc); err != nil {
-			return nil, fmt.Errorf("query %q: decode scalar: %w", expr, err)
-		}
-		f, err := parseValue(sc[1])
-		if err != nil {
-			return nil, fmt.Errorf("query %q: %w", expr, err)
-		}
-		return []Sample{{Value: f}}, nil
-	default:
-		return nil, fmt.Errorf("query %q: unsupported result type %q", expr, body.Data.ResultType)
-	}
-}
-
-func parseValue(v any) (float64, error) {
-	s, ok := v.(string)
-	if !ok {
-		return 0, fmt.Errorf("sample value %v is not a string", v)
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, fmt.Errorf("sample value %q: %w", s, err)
-	}
-	return f, nil
+// Query runs an instant PromQL query against the Prometheus at baseURL.
+//
+// Deprecated: use promquery.Instant, the same call; Query goes once the demo
+// uses it (promrun only starts and stops processes).
+func Query(ctx context.Context, baseURL, expr string) ([]promquery.Sample, error) {
+	return promquery.Instant(ctx, baseURL, expr)
 }

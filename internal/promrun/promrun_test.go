@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"tidepool/internal/promquery"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,7 +48,7 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 	}
 	t.Cleanup(prom.Stop)
 
-	var got []Sample
+	var got []promquery.Sample
 	deadline := time.Now().Add(30 * time.Second)
 	for len(got) == 0 {
 		if time.Now().After(deadline) {

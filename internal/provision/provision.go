@@ -2,6 +2,9 @@
 // Terraform does on real Exoscale: an instance pool and a network load
 // balancer service in front of it. It only uses the egoscale v3 client, so it
 // works against the local cloud and real Exoscale alike.
+//
+// It owns creating the deployment through the API and must not import the
+// local cloud (internal/cloud) or any other tidepool package.
 package provision
 
 import (

@@ -5,6 +5,10 @@
 //
 // Summarize is pure. WritePNG, WriteHTML and WriteFiles only render; they
 // never change the Data they are given.
+//
+// It owns the demo report's summary and rendering, and must not import the
+// components it reports on or anything that starts processes or touches the
+// network.
 package report
 
 import (

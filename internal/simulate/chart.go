@@ -3,7 +3,6 @@ package simulate
 import (
 	"fmt"
 	"io"
-	"time"
 
 	"tidepool/internal/report"
 )
@@ -18,7 +17,6 @@ func (r Result) WriteChart(w io.Writer) error {
 			r.Describe(), r.Pool.BootDelay, r.Pool.DrainDelay, r.Pool.Timeout, r.Pool.Min, maxText(r.Pool.Max)),
 		End: r.Trace.End,
 	}
-	demand := steps(r.Demand)
 	for i, run := range r.Runs {
 		e := r.Metrics[i]
 		c.Panels = append(c.Panels, report.ChartPanel{
@@ -26,26 +24,13 @@ func (r Result) WriteChart(w io.Writer) error {
 				run.Setup, e.ThetaU, e.ThetaO, e.TauU, e.SLOViolation, e.InstanceHours),
 			YLabel: "members", Integer: true,
 			Series: []report.ChartSeries{
-				{Name: "demand", Role: report.RoleReference, Step: true, T: demand.T, V: demand.V},
-				{Name: "members (any state)", Role: report.RoleSecondary, Step: true, T: steps(run.Size).T, V: steps(run.Size).V},
-				{Name: "supply (serving)", Role: report.RoleMain, Step: true, T: steps(run.Supply).T, V: steps(run.Supply).V},
+				{Name: "demand", Role: report.RoleReference, Step: true, T: r.Demand.T, V: r.Demand.Floats()},
+				{Name: "members (any state)", Role: report.RoleSecondary, Step: true, T: run.Size.T, V: run.Size.Floats()},
+				{Name: "supply (serving)", Role: report.RoleMain, Step: true, T: run.Supply.T, V: run.Supply.Floats()},
 			},
 		})
 	}
 	return report.WriteChartPNG(w, c)
-}
-
-type floatSteps struct {
-	T []time.Duration
-	V []float64
-}
-
-func steps(s Series) floatSteps {
-	out := floatSteps{T: s.T, V: make([]float64, len(s.V))}
-	for i, v := range s.V {
-		out.V[i] = float64(v)
-	}
-	return out
 }
 
 func maxText(n int) string {

@@ -69,6 +69,15 @@ func (s Series) Integral(end time.Duration) float64 {
 	return total
 }
 
+// Floats returns V as float64s (for charts), a new slice of len(V).
+func (s Series) Floats() []float64 {
+	out := make([]float64, len(s.V))
+	for i, v := range s.V {
+		out[i] = float64(v)
+	}
+	return out
+}
+
 // Point is one value of a real-valued time series.
 type Point struct {
 	T time.Duration

@@ -16,6 +16,10 @@
 // (Herbst et al.) from the demand and supply curves, and Compare runs several
 // policies, including an oracle limited only by the boot delay, on one
 // trace.
+//
+// It owns the simulation, its traces, metrics and results, and must not import
+// anything that starts processes or touches the network (demo, cloud, promrun,
+// supervise; validation lives in internal/simulate/validate).
 package simulate
 
 import (

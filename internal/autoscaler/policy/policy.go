@@ -9,6 +9,9 @@
 // policies share: the [Min, Max] bounds, holding while the pool is not
 // running, the cooldown after a change, the warmup of new members, and naming
 // the members a scale-in evicts.
+//
+// It owns the scaling decisions and must not import anything but the standard
+// library: no network, no clock, no other tidepool package.
 package policy
 
 import (

@@ -4,6 +4,9 @@
 // starts haproxy in the foreground on a free loopback port and waits until it
 // accepts connections; Stop kills that process by PID, reaps it and removes
 // the directory. Nothing is left running or on disk once Stop returns.
+//
+// It owns HAProxy's configuration and process and must not import tidepool
+// packages other than supervise and loopback.
 package haproxy
 
 import (
@@ -11,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -20,9 +22,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/template"
 	"time"
+
+	"tidepool/internal/loopback"
+	"tidepool/internal/supervise"
 )
 
 // DefaultBin is where the Debian package installs haproxy; Find falls back
@@ -168,11 +172,8 @@ func Version(ctx context.Context, bin string) (string, error) {
 type Proxy struct {
 	addr string
 	dir  string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // set before exited is closed
+	proc *supervise.Process
+	out  *supervise.OutputHead // the start of its output: warnings, alerts
 
 	stopOnce sync.Once
 	stopErr  error
@@ -200,11 +201,11 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 	for range startAttempts {
 		try := cfg
 		if try.Listen == "" {
-			addr, err := freeLoopbackAddr()
+			addr, err := loopback.FreeAddrPort()
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("haproxy: %w", err)
 			}
-			try.Listen = addr
+			try.Listen = addr.String()
 		}
 		p, err := start(ctx, try)
 		if err == nil {
@@ -234,23 +235,14 @@ func start(ctx context.Context, cfg Config) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("haproxy: write config: %w", err)
 	}
-	p := &Proxy{addr: cfg.Listen, dir: dir, out: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(cfg.Bin, "-db", "-f", path)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p := &Proxy{addr: cfg.Listen, dir: dir, out: &supervise.OutputHead{}}
 	// If this process dies without calling Stop, the kernel kills haproxy.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("haproxy: start %s: %w", cfg.Bin, err)
+	p.proc, err = supervise.Start(supervise.Config{Args: []string{cfg.Bin, "-db", "-f", path}, Dir: dir, Stdout: p.out, Stderr: p.out})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("haproxy: %w", err), os.RemoveAll(dir))
 	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
 	if err := p.waitListening(ctx); err != nil {
-		p.Stop()
-		return nil, err
+		return nil, errors.Join(err, p.Stop())
 	}
 	return p, nil
 }
@@ -262,8 +254,8 @@ func (p *Proxy) waitListening(ctx context.Context) error {
 	var d net.Dialer
 	for {
 		select {
-		case <-p.exited:
-			return fmt.Errorf("haproxy on %s: %w (%v): %s", p.addr, errExited, p.waitErr, strings.TrimSpace(p.out.String()))
+		case <-p.proc.Done():
+			return fmt.Errorf("haproxy on %s: %w (%s): %s", p.addr, errExited, supervise.ExitStatus(p.proc.Err()), strings.TrimSpace(p.out.String()))
 		default:
 		}
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -285,7 +277,7 @@ func (p *Proxy) waitListening(ctx context.Context) error {
 func (p *Proxy) Addr() string { return p.addr }
 
 // PID is the process id of haproxy.
-func (p *Proxy) PID() int { return p.cmd.Process.Pid }
+func (p *Proxy) PID() int { return p.proc.PID() }
 
 // Dir is the temporary directory holding the configuration; Stop removes it.
 func (p *Proxy) Dir() string { return p.dir }
@@ -299,66 +291,14 @@ const stopGrace = 5 * time.Second
 // Stop sends SIGTERM to the haproxy process (by PID), waits up to 5s for it
 // to exit, then sends SIGKILL, reaps it and removes its temporary directory.
 // It blocks until all that is done and is safe to call more than once; the
-// error reports only a failure to remove the directory.
+// error reports a process that survived SIGKILL (supervise.KillWait) or a
+// directory that could not be removed.
 func (p *Proxy) Stop() error {
 	p.stopOnce.Do(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM) // fails only if it has already exited
-			t := time.NewTimer(stopGrace)
-			select {
-			case <-p.exited:
-			case <-t.C:
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-			}
-			t.Stop()
-		}
+		p.stopErr = p.proc.StopWithin(stopGrace)
 		if err := os.RemoveAll(p.dir); err != nil {
-			p.stopErr = fmt.Errorf("haproxy: remove %s: %w", p.dir, err)
+			p.stopErr = errors.Join(p.stopErr, fmt.Errorf("haproxy: remove %s: %w", p.dir, err))
 		}
 	})
 	return p.stopErr
-}
-
-// freeLoopbackAddr returns "127.a.b.c:port" with a port that was free a
-// moment ago. The random address keeps concurrent test packages apart.
-func freeLoopbackAddr() (string, error) {
-	var last error
-	for range 20 {
-		ip := fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(150), rand.IntN(256), 1+rand.IntN(254))
-		ln, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			last = err
-			continue
-		}
-		addr := ln.Addr().String()
-		if err := ln.Close(); err != nil {
-			return "", fmt.Errorf("haproxy: free port: %w", err)
-		}
-		return addr, nil
-	}
-	return "", fmt.Errorf("haproxy: no free loopback port: %w", last)
-}
-
-// lockedBuffer collects process output written from another goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 { // keep the start; it holds the reason for an early exit
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -20,6 +20,9 @@
 // that are tolerated. The check knows nothing about the endpoints of the
 // local cloud: every operation of the spec is checked the same way, so new
 // endpoints are covered as soon as they are served.
+//
+// It owns the spec checks; only tests and cloudtest may import it, and it
+// must not import any other tidepool package.
 package apispec
 
 import (
@@ -384,6 +387,8 @@ var Deviations = []Deviation{
 		Why: "egoscale v3's UpdateInstancePoolRequest always sends deploy-target, null when unset; Exoscale accepts it"},
 	{Where: "request", PathSuffix: []string{"ssh-key"}, SchemaField: "nullable",
 		Why: "egoscale v3's UpdateInstancePoolRequest always sends ssh-key, null when unset; Exoscale accepts it"},
+	{Where: "response", PathSuffix: []string{"rules"}, SchemaField: "writeOnly",
+		Why: "the spec marks security-group rules writeOnly, yet Exoscale returns them and egoscale v2 and v3, the CLI and the Terraform provider all read them"},
 }
 
 func tolerated(where string, ptr []string, field string) bool {
@@ -415,6 +420,19 @@ var Presence = map[string][]string{
 	"instance-type":                     {"id", "family", "size", "cpus", "memory", "authorized", "zones"},
 	"template":                          {"id", "name", "visibility", "boot-mode", "created-at", "zones"},
 	"manager":                           {"id", "type"},
+	// Records-only resources: identities, and what egoscale v2 dereferences
+	// (an elastic IP's ip, a role's policy, a lease's ip).
+	"security-group":        {"id", "name"},
+	"security-group-rule":   {"id", "flow-direction", "protocol"},
+	"iam-role":              {"id", "name", "policy"},
+	"iam-api-key":           {"name", "key", "role-id"},
+	"iam-api-key-created":   {"name", "key", "secret", "role-id"},
+	"ssh-key":               {"name", "fingerprint"},
+	"anti-affinity-group":   {"id", "name"},
+	"private-network":       {"id", "name"},
+	"private-network-lease": {"ip", "instance-id"},
+	"elastic-ip":            {"id", "ip"},
+	"reverse-dns-record":    {"domain-name"},
 }
 
 // presence walks a response value along its schema and appends a line for

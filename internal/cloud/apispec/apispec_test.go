@@ -65,6 +65,10 @@ func TestCheck(t *testing.T) {
 		{name: "tolerated short health check", method: "POST", path: "/v2/load-balancer/" + poolID + "/service", status: 200, respBody: goodOp,
 			body: `{"name":"web","port":80,"target-port":8080,"protocol":"tcp","strategy":"round-robin","instance-pool":{"id":"` + poolID + `"},` +
 				`"healthcheck":{"mode":"tcp","port":8080,"interval":1,"timeout":1,"retries":1}}`},
+		{name: "tolerated security group rules in a response", method: "GET", path: "/v2/security-group/" + poolID, status: 200,
+			respBody: `{"id":"` + poolID + `","name":"web","rules":[{"id":"` + poolID + `","flow-direction":"ingress","protocol":"tcp","start-port":80,"end-port":80,"network":"0.0.0.0/0"}]}`},
+		{name: "role without the policy egoscale v2 dereferences", method: "GET", path: "/v2/iam-role/" + poolID, status: 200,
+			respBody: `{"id":"` + poolID + `","name":"agents","editable":true}`, want: []string{`iam-role lacks "policy"`}},
 		{name: "not an API request", method: "GET", path: "/metrics", status: 200, respBody: "# metrics"},
 	}
 	for _, tt := range tests {

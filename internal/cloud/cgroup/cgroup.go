@@ -3,6 +3,9 @@
 // hierarchies). When neither is usable (not mounted, no cpu controller, not
 // writable), the Manager reports ModeNone with the reason so that callers can
 // run processes unlimited and account them from /proc (see ProcessUsage).
+//
+// It owns the cgroup file system protocol and must not import any other
+// tidepool package.
 package cgroup
 
 import (

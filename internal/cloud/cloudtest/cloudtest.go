@@ -8,6 +8,9 @@
 //
 // Packages using it should call buildbin.Cleanup() in TestMain after m.Run
 // (the member binary is built once per test process).
+//
+// It owns the test cloud; only tests may import it, and it must not import the
+// agents (autoscaler, discover, demo).
 package cloudtest
 
 import (
@@ -16,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -35,6 +37,7 @@ import (
 	"tidepool/internal/cloud/apispec"
 	"tidepool/internal/cloud/nlb"
 	"tidepool/internal/exoclient"
+	"tidepool/internal/loopback"
 	"tidepool/internal/provision"
 )
 
@@ -51,6 +54,12 @@ type Options struct {
 	// NLBDataPath is the load balancers' data path; "" means
 	// nlb.DataPathAuto.
 	NLBDataPath nlb.DataPath
+	// Fault, when not nil, is asked about every API request, concurrently
+	// and before the cloud sees it; for ok true the request meets the
+	// returned Fault (delayed, failed, garbled, or answered after taking
+	// effect) instead of a plain answer. It must not read the body. Tests
+	// also record the requests they see here.
+	Fault func(r *http.Request) (f Fault, ok bool)
 }
 
 // Env is a running test cloud.
@@ -93,13 +102,13 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.CPUs <= 0 {
 		opts.CPUs = 0.25
 	}
-	a, b := 100+mrand.IntN(151), mrand.IntN(128)*2
+	memberNet, nlbNet := loopback.Ranges()
 	e := &Env{
 		Key:       "EXO" + randomHex(12),
 		Secret:    randomHex(20),
 		Zone:      cloud.DefaultZone,
-		MemberNet: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24),
-		NLBNet:    netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24),
+		MemberNet: memberNet,
+		NLBNet:    nlbNet,
 		StateDir:  t.TempDir(),
 		bin:       bin,
 		cgroup:    "tidepool-cloudtest-" + randomHex(4),
@@ -109,7 +118,8 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatalf("cloudtest: %v", err)
 	}
 	e.Cloud = c
-	srv := httptest.NewServer(Validated(t, c.Handler()))
+	// Faults sit outside the spec check: what they inject is not the cloud's answer.
+	srv := httptest.NewServer(withFaults(Validated(t, c.Handler()), opts.Fault))
 	e.Endpoint = srv.URL + "/v2"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

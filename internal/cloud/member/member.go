@@ -13,6 +13,10 @@
 // An exited member (a crashed app on a VM that is still up) keeps serving its
 // metrics until Stop or Kill cleans it up: metrics server closed, stray
 // processes killed, cgroup removed.
+//
+// It owns one member's process, cgroup and metrics endpoint, and must not
+// import the cloud that drives it (internal/cloud) or the load balancer
+// (internal/cloud/nlb).
 package member
 
 import (
@@ -31,7 +35,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +42,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"tidepool/internal/cloud/cgroup"
+	"tidepool/internal/supervise"
 )
 
 // Defaults for Spec fields left zero.
@@ -47,8 +51,9 @@ const (
 	DefaultMetricsPort = 9100
 )
 
-// killWait bounds how long cleanup waits for a process after SIGKILL.
-const killWait = 10 * time.Second
+// killWait bounds how long cleanup waits for stray processes to leave the
+// member's cgroup after SIGKILL.
+const killWait = supervise.KillWait
 
 // waitDelay bounds how long reaping waits for the member's output pipes to
 // close after the process exited (a stray descendant may hold them).
@@ -60,8 +65,11 @@ type RunnerConfig struct {
 	// {"/path/tidepool", "app"}; Start appends
 	// "--listen IP:AppPort --instance-id ID".
 	Command []string
-	// Env is extra environment (KEY=value) for members, on top of this
-	// process's environment.
+	// BaseEnv is the environment (KEY=value) members start from; nil means
+	// this process's environment (os.Environ()). The cloud passes its own
+	// without its API credentials.
+	BaseEnv []string
+	// Env is extra environment (KEY=value) for members, on top of BaseEnv.
 	Env []string
 	// CgroupParent is the cgroup under which member groups are created;
 	// "" means "tidepool".
@@ -176,17 +184,13 @@ func (s Spec) normalize() (Spec, error) {
 type Member struct {
 	spec    Spec
 	log     *slog.Logger
-	cmd     *exec.Cmd
+	proc    *supervise.Process // the process group; it reaps the leader
 	pid     int
 	group   *cgroup.Group // nil when unlimited
 	base    cgroup.Usage  // group usage at creation (non-zero for an adopted group)
 	started time.Time
 
-	done    chan struct{} // closed after the process is reaped
-	exitErr error         // set before done is closed
-
-	mu        sync.Mutex // guards reaped, cleaned, last; held while reaping
-	reaped    bool       // the leader is reaped: its pid (= pgid) may be reused
+	mu        sync.Mutex // guards cleaned, last
 	cleaned   bool
 	last      cgroup.Usage // last good usage, relative to base
 	srv       *http.Server
@@ -226,7 +230,6 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (m *Member, err error) {
 	m = &Member{
 		spec: spec,
 		log:  r.log.With("member", spec.ID),
-		done: make(chan struct{}),
 	}
 	if r.cg != nil {
 		if m.group, err = r.cg.Create(spec.ID, spec.CPUs); err != nil {
@@ -241,24 +244,27 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (m *Member, err error) {
 	args := append(append([]string(nil), r.cfg.Command[1:]...),
 		"--listen", netip.AddrPortFrom(spec.IP, spec.AppPort).String(),
 		"--instance-id", spec.ID)
-	cmd := exec.Command(r.cfg.Command[0], args...)
-	cmd.Env = append(os.Environ(), r.cfg.Env...)
-	if r.cfg.Output != nil {
-		cmd.Stdout, cmd.Stderr = r.cfg.Output, r.cfg.Output
-	}
-	cmd.WaitDelay = waitDelay
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	m.cmd = cmd
 	m.started = time.Now()
-	if err = cmd.Start(); err != nil {
+	m.proc, err = supervise.Start(supervise.Config{
+		Name:      "member " + spec.ID,
+		Args:      append([]string{r.cfg.Command[0]}, args...),
+		Env:       memberEnv(r.cfg.BaseEnv, r.cfg.Env),
+		Stdout:    r.cfg.Output,
+		Stderr:    r.cfg.Output,
+		Group:     true,
+		WaitDelay: waitDelay,
+		// A zombie's stat still holds its final times.
+		BeforeReap: m.finalUsage,
+		Logger:     m.log,
+	})
+	if err != nil {
 		err = fmt.Errorf("start member %s: %w", spec.ID, err)
 		if m.group != nil {
 			err = errors.Join(err, m.group.Remove(context.Background()))
 		}
 		return nil, err
 	}
-	m.pid = cmd.Process.Pid
-	go m.wait()
+	m.pid = m.proc.PID()
 	if m.group != nil {
 		if err = m.group.Add(m.pid); err != nil && !m.exitedSoon() {
 			err = fmt.Errorf("start member %s: %w", spec.ID, err)
@@ -290,47 +296,24 @@ func (m *Member) exitedSoon() bool {
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	select {
-	case <-m.done:
+	case <-m.proc.Done():
 		return true
 	case <-t.C:
 		return false
 	}
 }
 
-// wait reaps the process. It first waits without reaping so that, while the
-// zombie leader still holds its pid and thus the process group id, it can
-// kill any stray processes left in the group.
-func (m *Member) wait() {
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, m.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err := unix.Kill(-m.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-		m.log.Warn("cannot kill stray processes of exited member", "pgid", m.pid, "err", err)
+// finalUsage records the CPU times of the exited, not yet reaped leader
+// when running unlimited (supervise.Config.BeforeReap).
+func (m *Member) finalUsage(pid int) {
+	if m.group != nil {
+		return
 	}
 	m.mu.Lock()
-	if m.group == nil {
-		// A zombie's stat still holds its final times.
-		if err := m.procUsageLocked(); err != nil {
-			m.log.Debug("cannot read final cpu usage", "err", err)
-		}
+	defer m.mu.Unlock()
+	if err := m.procUsageLocked(pid); err != nil {
+		m.log.Debug("cannot read final cpu usage", "err", err)
 	}
-	err := m.cmd.Wait()
-	m.reaped = true
-	m.mu.Unlock()
-	m.exitErr = err
-	m.log.Info("member exited", "pid", m.pid, "status", exitStatus(err))
-	close(m.done)
-}
-
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
 }
 
 // ID returns the instance id.
@@ -356,33 +339,12 @@ func (m *Member) StartTime() time.Time { return m.started }
 
 // Done is closed once the process has exited, for any reason, and been
 // reaped.
-func (m *Member) Done() <-chan struct{} { return m.done }
+func (m *Member) Done() <-chan struct{} { return m.proc.Done() }
 
 // ExitErr is the process's exit error (nil for exit status 0, an
 // *exec.ExitError otherwise, e.g. "signal: killed"). Valid after Done is
 // closed; nil before.
-func (m *Member) ExitErr() error {
-	select {
-	case <-m.done:
-		return m.exitErr
-	default:
-		return nil
-	}
-}
-
-// signal sends sig to the member's process group unless its leader has been
-// reaped (then the group id could belong to someone else).
-func (m *Member) signal(sig unix.Signal) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.reaped {
-		return nil
-	}
-	if err := unix.Kill(-m.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("signal member %s: %w", m.spec.ID, err)
-	}
-	return nil
-}
+func (m *Member) ExitErr() error { return m.proc.Err() }
 
 // Stop stops the member gracefully: SIGTERM to its process group, wait for
 // the process to exit until ctx is done, then SIGKILL the group. It then
@@ -391,38 +353,22 @@ func (m *Member) signal(sig unix.Signal) error {
 // SIGKILL for 10 s is reported as an error and its cgroup left in place). Idempotent and safe to call concurrently with Kill: every call
 // returns the clean-up result. The process's own exit status is ExitErr's.
 func (m *Member) Stop(ctx context.Context) error {
-	if err := m.signal(unix.SIGTERM); err != nil {
-		m.log.Warn("cannot send SIGTERM", "err", err)
-	}
-	select {
-	case <-m.done:
-	case <-ctx.Done():
-		m.log.Warn("member stop escalated to SIGKILL because the grace period ended", "pid", m.pid)
-		if err := m.signal(unix.SIGKILL); err != nil {
-			m.log.Warn("cannot send SIGKILL", "err", err)
-		}
-	}
-	return m.cleanup()
+	return m.cleanup(m.proc.Stop(ctx))
 }
 
 // Kill stops the member hard, as if its VM crashed: SIGKILL to its process
 // group, then the same clean-up as Stop. Idempotent.
 func (m *Member) Kill() error {
-	if err := m.signal(unix.SIGKILL); err != nil {
-		m.log.Warn("cannot send SIGKILL", "err", err)
-	}
-	return m.cleanup()
+	return m.cleanup(m.proc.Kill())
 }
 
-func (m *Member) cleanup() error {
+// cleanup runs once, after the process was stopped (stopErr: it survived
+// SIGKILL): metrics server closed, cgroup emptied and removed.
+func (m *Member) cleanup(stopErr error) error {
 	m.cleanOnce.Do(func() {
 		var errs []error
-		t := time.NewTimer(killWait)
-		select {
-		case <-m.done:
-			t.Stop()
-		case <-t.C:
-			errs = append(errs, fmt.Errorf("member %s (pid %d) did not exit %v after SIGKILL", m.spec.ID, m.pid, killWait))
+		if stopErr != nil {
+			errs = append(errs, stopErr)
 		}
 		if m.srv != nil {
 			if err := m.srv.Close(); err != nil {
@@ -487,16 +433,22 @@ func (m *Member) removeGroup() error {
 // reaped or cleaned up it returns the last value read. The values never
 // decrease.
 func (m *Member) CPUUsage() (user, system time.Duration, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.group == nil {
-		if !m.reaped {
-			if err := m.procUsageLocked(); err != nil {
-				return 0, 0, err
-			}
+		// Read /proc only while the pid is still the member's.
+		m.proc.WithPID(func(pid int) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			err = m.procUsageLocked(pid)
+		})
+		if err != nil {
+			return 0, 0, err
 		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
 		return m.last.User, m.last.System, nil
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.cleaned {
 		return m.last.User, m.last.System, nil
 	}
@@ -508,9 +460,9 @@ func (m *Member) CPUUsage() (user, system time.Duration, err error) {
 	return m.last.User, m.last.System, nil
 }
 
-// procUsageLocked refreshes m.last from /proc. m.mu must be held.
-func (m *Member) procUsageLocked() error {
-	u, err := cgroup.ProcessUsage("", m.pid)
+// procUsageLocked refreshes m.last from /proc/pid. m.mu must be held.
+func (m *Member) procUsageLocked(pid int) error {
+	u, err := cgroup.ProcessUsage("", pid)
 	if err != nil {
 		return fmt.Errorf("cpu usage of member %s: %w", m.spec.ID, err)
 	}
@@ -544,7 +496,7 @@ func (m *Member) Ready(ctx context.Context, healthPath string) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-m.done:
+		case <-m.proc.Done():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -572,13 +524,13 @@ func (m *Member) Ready(ctx context.Context, healthPath string) error {
 			last = err // keep a real answer over the one cut short by ctx
 		}
 		select {
-		case <-m.done:
-			return fmt.Errorf("member %s exited before it was ready: %s", m.spec.ID, exitStatus(m.exitErr))
+		case <-m.proc.Done():
+			return fmt.Errorf("member %s exited before it was ready: %s", m.spec.ID, supervise.ExitStatus(m.proc.Err()))
 		default:
 		}
 		select {
-		case <-m.done:
-			return fmt.Errorf("member %s exited before it was ready: %s", m.spec.ID, exitStatus(m.exitErr))
+		case <-m.proc.Done():
+			return fmt.Errorf("member %s exited before it was ready: %s", m.spec.ID, supervise.ExitStatus(m.proc.Err()))
 		case <-ctx.Done():
 			return fmt.Errorf("member %s not ready: %w (last attempt: %v)", m.spec.ID, ctx.Err(), last)
 		case <-tick.C:
@@ -588,3 +540,11 @@ func (m *Member) Ready(ctx context.Context, healthPath string) error {
 
 // String returns "member ID (pid N)".
 func (m *Member) String() string { return "member " + m.spec.ID + " (pid " + strconv.Itoa(m.pid) + ")" }
+
+// memberEnv is base (nil: this process's environment) followed by extra.
+func memberEnv(base, extra []string) []string {
+	if base == nil {
+		base = os.Environ()
+	}
+	return append(append(make([]string, 0, len(base)+len(extra)), base...), extra...)
+}

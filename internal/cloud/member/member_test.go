@@ -31,6 +31,7 @@ import (
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/cloud/cgroup"
+	"tidepool/internal/loopback"
 )
 
 func TestMain(m *testing.M) {
@@ -66,9 +67,7 @@ func (s *syncBuffer) String() string {
 
 // randIP returns a random loopback address unlikely to collide with other
 // packages' tests.
-func randIP() netip.Addr {
-	return netip.AddrFrom4([4]byte{127, byte(100 + rand.IntN(151)), byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
-}
+func randIP() netip.Addr { return loopback.Addr() }
 
 func randID() string { return fmt.Sprintf("test-%08x", rand.Uint32()) }
 

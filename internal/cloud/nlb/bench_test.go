@@ -272,7 +272,7 @@ func BenchmarkPump(b *testing.B) {
 			defer close(done)
 			defer proxyIn.Close()
 			defer proxyOut.Close()
-			pump(proxyIn, proxyOut)
+			pump(&netConn{client: proxyIn, backend: proxyOut}, 0)
 		}()
 		return client, backend, done
 	}

@@ -41,6 +41,8 @@ func TestPortableDataPath(t *testing.T) {
 		{"PayloadsBothWays", TestPayloadsBothWays},
 		{"NoDescriptorLeak", TestNoDescriptorLeak},
 		{"ConnectTimeoutFailsOver", TestConnectTimeoutFailsOver},
+		{"IdleTimeout", TestIdleTimeout},
+		{"ConnectionCapEvictsIdle", TestConnectionCapEvictsIdle},
 	} {
 		t.Run(tc.name, tc.test)
 	}

@@ -32,6 +32,8 @@ type proxyConn struct {
 	connecting      bool
 	deadline        time.Time // of the connect in progress
 	closed          bool
+	lastActive      time.Time // when bytes last moved either way (the loop's clock); set at accept
+	moved           bool      // bytes have moved through it (see evictable)
 }
 
 // side is one socket of a proxyConn.
@@ -54,11 +56,21 @@ type side struct {
 
 func (sd *side) pendingLen() int { return len(sd.pending) - sd.off }
 
-// open starts proxying the accepted client socket cfd.
+// open starts proxying the accepted client socket cfd, once the service's
+// cap and the descriptor budget admit it (closing this loop's longest-idle
+// connection to make room if needed); a connection not admitted is closed
+// at once.
 func (l *loop) open(cfd int) {
 	s := l.p.s
+	if !s.admit() && !(l.evictIdle() && s.admit()) {
+		s.refuse()
+		closeFD(cfd)
+		return
+	}
 	l.p.conns.Add(1)
-	pc := &proxyConn{}
+	l.nconns++
+	pc := &proxyConn{lastActive: l.now}
+	l.evictable.push(pc, l.nconns, connGone)
 	pc.client = side{fd: cfd, conn: pc, peer: &pc.backend}
 	pc.backend = side{fd: -1, conn: pc, peer: &pc.client}
 	l.track(&pc.client)
@@ -83,11 +95,15 @@ func (l *loop) open(cfd int) {
 	case n == 0:
 		pc.client.readable = true // EOF, read again once connected
 	default:
+		pc.moved = true
 		l.hold(&pc.backend, l.buf[:n])
 		pc.client.readable = n == len(l.buf) || pc.client.urgent
 	}
 	l.connectNext(pc)
 }
+
+// connGone reports whether pc has been closed (for evictQueue).
+func connGone(pc *proxyConn) bool { return pc.closed }
 
 // hold keeps p in sd.pending, to be written when sd takes it.
 func (l *loop) hold(sd *side, p []byte) {
@@ -128,6 +144,8 @@ func (l *loop) finish(pc *proxyConn) {
 	if pc.m != nil {
 		pc.m.active.Add(-1)
 	}
+	l.nconns--
+	l.p.s.release()
 	l.p.conns.Done()
 }
 
@@ -163,7 +181,7 @@ func (l *loop) connectNext(pc *proxyConn) {
 			l.closeSide(&pc.backend)
 		}
 		t.m.dialErrors.Add(1)
-		s.log.Warn("backend dial failed", "backend", t.m.id, "addr", t.addr, "err", err)
+		s.warnDial(t, err)
 	}
 	s.rejected.Add(1)
 	l.finish(pc)
@@ -240,7 +258,7 @@ func (l *loop) connect(ap netip.AddrPort) (int, error) {
 func (l *loop) connectFailed(pc *proxyConn, err error) {
 	t := pc.target
 	t.m.dialErrors.Add(1)
-	l.p.s.log.Warn("backend dial failed", "backend", t.m.id, "addr", t.addr, "err", err)
+	l.p.s.warnDial(t, err)
 	pc.connecting = false
 	l.closeSide(&pc.backend)
 	l.connectNext(pc)
@@ -336,7 +354,7 @@ func (l *loop) established(pc *proxyConn) {
 func (l *loop) transfer(src, dst *side) {
 	pc := src.conn
 	for reads := 0; src.readable && !pc.closed; reads++ {
-		if reads == maxReadsPerTurn {
+		if reads == l.p.readsPerTurn {
 			if !src.queued {
 				src.queued = true
 				l.ready = append(l.ready, src)
@@ -365,6 +383,7 @@ func (l *loop) transfer(src, dst *side) {
 			l.endDirection(src, dst)
 			return
 		}
+		pc.lastActive, pc.moved = l.now, true
 		if !l.write(dst, l.buf[:n]) {
 			return
 		}
@@ -412,6 +431,7 @@ func (l *loop) flush(dst *side) {
 			return
 		}
 		dst.off += n
+		dst.conn.lastActive, dst.conn.moved = l.now, true
 	}
 	dst.pending, dst.off = dst.pending[:0], 0
 	if src := dst.peer; src.readable {

@@ -31,7 +31,7 @@ func newEpollPath(listen string) (dataPath, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen tcp %s: %w", listen, os.NewSyscallError("getsockname", err))
 	}
-	return &epollPath{lfds: []int{fd}, laddr: tcpAddr(sa)}, nil
+	return &epollPath{lfds: []int{fd}, laddr: tcpAddr(sa), readsPerTurn: maxReadsPerTurn}, nil
 }
 
 // listenSocket returns a bound, listening, non-blocking socket for ta with
@@ -142,7 +142,7 @@ func (l *loop) accept() {
 // doubles from 5ms to 1s while the cause persists, as net/http does.
 func (l *loop) pauseAccept(err error) {
 	l.acceptDelay = min(max(2*l.acceptDelay, 5*time.Millisecond), time.Second)
-	l.p.s.log.Warn("accept failed", "err", err, "retry_in", l.acceptDelay)
+	l.p.s.warnAccept(err, l.acceptDelay)
 	if l.listening {
 		l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0, 0)
 		l.listening = false

@@ -40,6 +40,13 @@ type loop struct {
 	nextScan   time.Time
 	scanEvery  time.Duration
 
+	now           time.Time              // the loop's clock: read once per batch of events, stamps connection activity
+	nconns        int                    // connections of this loop not yet finished
+	idleEvery     time.Duration          // how often open connections are checked against the idle timeout
+	nextIdleScan  time.Time              // zero when no check is due (no connections, or no idle timeout)
+	evictable     evictQueue[*proxyConn] // this loop's connections, oldest first
+	noEvictBefore time.Time              // after an eviction found nothing: refuse at the cap without looking until then
+
 	events []unix.EpollEvent
 	ev     unix.EpollEvent // argument of epoll_ctl, kept here so it does not escape per call
 	rsa4   unix.RawSockaddrInet4
@@ -73,6 +80,8 @@ func newLoop(p *epollPath, lfd int) (*loop, error) {
 		buf:       make([]byte, loopBufSize),
 		events:    make([]unix.EpollEvent, loopMaxEvents),
 		scanEvery: min(maxScanEvery, max(p.s.dial/10, time.Millisecond)),
+		idleEvery: min(time.Second, max(p.s.idle/10, 10*time.Millisecond)),
+		now:       time.Now(),
 	}
 	err = l.ctl(unix.EPOLL_CTL_ADD, evfd, unix.EPOLLIN, 0)
 	if err == nil && lfd >= 0 {
@@ -128,10 +137,21 @@ func (l *loop) run() {
 				l.p.s.log.Error("event loop failed", "err", os.NewSyscallError("epoll_wait", err))
 				quit = true
 				return true
+			case n == 0 && len(l.ready) > 0:
+				// No new event, but sockets transfer deferred still have
+				// bytes waiting: their edge has been taken and will not
+				// come again (under back-pressure their sender is stalled
+				// on a full window and sends nothing new). Parking now
+				// would lose them.
+				l.now = time.Now()
+				l.timers()
+				l.runReady()
+				continue
 			case n == 0:
 				l.setDeadline()
 				return false // park until the epoll descriptor is readable or the deadline passes
 			}
+			l.now = time.Now()
 			level := false // a level-triggered descriptor was reported
 			for i := range n {
 				ev := &l.events[i]
@@ -172,6 +192,7 @@ func (l *loop) run() {
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.now = time.Now()
 			l.timers()
 			l.setDeadline()
 		default:
@@ -199,7 +220,7 @@ func (l *loop) runReady() {
 }
 
 // setDeadline sets the epoll descriptor's read deadline to the next connect
-// deadline check or resumption of accept, if any.
+// deadline check, idle check or resumption of accept, if any.
 func (l *loop) setDeadline() {
 	var next time.Time
 	if len(l.connecting) > 0 {
@@ -207,6 +228,14 @@ func (l *loop) setDeadline() {
 		if next.IsZero() {
 			next = time.Now().Add(l.scanEvery)
 			l.nextScan = next
+		}
+	}
+	if l.nconns > 0 && l.p.s.idle > 0 {
+		if l.nextIdleScan.IsZero() {
+			l.nextIdleScan = l.now.Add(l.idleEvery)
+		}
+		if next.IsZero() || l.nextIdleScan.Before(next) {
+			next = l.nextIdleScan
 		}
 	}
 	if !l.resumeAt.IsZero() && (next.IsZero() || l.resumeAt.Before(next)) {
@@ -257,13 +286,19 @@ func (l *loop) control() (quit bool) {
 	return p.quit.Load()
 }
 
-// timers resumes accepting and fails connects past their deadline, when due.
+// timers resumes accepting, fails connects past their deadline and closes
+// idle connections, when due. l.now must be current.
 func (l *loop) timers() {
+	now := l.now
+	if l.nconns == 0 || l.p.s.idle <= 0 {
+		l.nextIdleScan = time.Time{}
+	} else if due(&l.nextIdleScan, l.idleEvery, now) {
+		l.expireIdle(now)
+	}
 	if len(l.connecting) == 0 && l.resumeAt.IsZero() {
 		l.nextScan = time.Time{}
 		return
 	}
-	now := time.Now()
 	if !l.resumeAt.IsZero() && !now.Before(l.resumeAt) {
 		l.resumeAt = time.Time{}
 		if l.accepting && !l.listening {
@@ -274,15 +309,25 @@ func (l *loop) timers() {
 			}
 		}
 	}
-	switch {
-	case len(l.connecting) == 0:
+	if len(l.connecting) == 0 {
 		l.nextScan = time.Time{}
-	case l.nextScan.IsZero():
-		l.nextScan = now.Add(l.scanEvery)
-	case !now.Before(l.nextScan):
+	} else if due(&l.nextScan, l.scanEvery, now) {
 		l.expireConnects(now)
-		l.nextScan = now.Add(l.scanEvery)
 	}
+}
+
+// due reports whether a periodic check scheduled at *next is due at now;
+// when it is, or when none was scheduled (zero), the next one is scheduled
+// every later.
+func due(next *time.Time, every time.Duration, now time.Time) bool {
+	switch {
+	case next.IsZero():
+		*next = now.Add(every)
+	case !now.Before(*next):
+		*next = now.Add(every)
+		return true
+	}
+	return false
 }
 
 // expireConnects fails the connects past their deadline (the next member is
@@ -301,6 +346,48 @@ func (l *loop) expireConnects(now time.Time) {
 	}
 	clear(list)
 	l.checking = list[:0]
+}
+
+// expireIdle closes the connections through which nothing has moved for
+// the idle timeout (checked every idleEvery, so they go within idleEvery
+// after it).
+func (l *loop) expireIdle(now time.Time) {
+	idle := l.p.s.idle
+	for _, sd := range l.sides {
+		if sd == nil || sd != &sd.conn.client {
+			continue // each connection once, by its client side
+		}
+		if pc := sd.conn; now.Sub(pc.lastActive) >= idle {
+			l.p.s.idled.Add(1)
+			l.finish(pc)
+		}
+	}
+}
+
+// evictIdle closes the oldest connection of this loop that may be closed
+// to make room for a new one (see evictable) and reports whether it found
+// one. When it finds none, it does not look again for evictBackoff.
+func (l *loop) evictIdle() bool {
+	now, s := l.now, l.p.s
+	if now.Before(l.noEvictBefore) {
+		return false
+	}
+	victim, ok := l.evictable.pick(func(pc *proxyConn) evictState {
+		switch {
+		case pc.closed:
+			return evictGone
+		case s.evictable(now, pc.lastActive, pc.moved):
+			return evictTake
+		}
+		return evictKeep
+	})
+	if !ok {
+		l.noEvictBefore = now.Add(evictBackoff)
+		return false
+	}
+	s.evicted.Add(1)
+	l.finish(victim)
+	return true
 }
 
 // register adds sd's socket to the epoll set, with EPOLLOUT if out.

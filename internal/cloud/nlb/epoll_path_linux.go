@@ -85,6 +85,14 @@ type epollPath struct {
 	// held back until it could): how often back-pressure set in.
 	heldBack atomic.Uint64
 
+	// readsPerTurn is maxReadsPerTurn; tests lower it before start to make
+	// every transfer of more than one buffer go through the ready list.
+	readsPerTurn int
+	// loopCount is how many event loops start runs; 0 means GOMAXPROCS.
+	// Tests set 1 where they need one loop to see every connection (each
+	// loop evicts among its own connections).
+	loopCount int
+
 	mu            sync.Mutex // guards started, acceptStopped, closeErr
 	started       bool
 	acceptStopped bool
@@ -105,7 +113,11 @@ func (p *epollPath) start(s *Service) error {
 		return nil // closed before Run: nothing will ever arrive
 	}
 	var errs []error
-	for i := range runtime.GOMAXPROCS(0) {
+	n := p.loopCount
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for i := range n {
 		lfd := p.lfds[0]
 		if i > 0 {
 			fd, err := listenSocket(p.laddr)

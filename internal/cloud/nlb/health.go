@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -220,7 +221,15 @@ func (s *Service) probeLoop(ctx context.Context, m *member, p *prober, gen uint6
 		if ctx.Err() != nil {
 			return
 		}
-		s.record(m, gen, &streak, err)
+		if localExhaustion(err) {
+			// This process, not the member, is out of descriptors or
+			// memory: no verdict on the member, which keeps its health.
+			if ok, suppressed := s.probeLog.Allow(time.Now()); ok {
+				s.log.Warn("health probe skipped: this process is out of resources", "backend", m.id, "err", err, "suppressed", suppressed)
+			}
+		} else {
+			s.record(m, gen, &streak, err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -256,6 +265,14 @@ func (s *Service) record(m *member, gen uint64, streak *int, err error) {
 		reason = fmt.Sprintf("%d consecutive probes failed, last: %v", s.prober.hc.Retries, err)
 	}
 	s.log.Info("backend health changed", "backend", m.id, "ip", m.ip, "from", healthWord(!m.healthy), "to", healthWord(m.healthy), "reason", reason)
+}
+
+// localExhaustion reports whether a probe failed for want of a resource of
+// this process or machine (descriptors, buffers, memory) rather than
+// because of the member.
+func localExhaustion(err error) bool {
+	return err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM))
 }
 
 func healthWord(healthy bool) string {

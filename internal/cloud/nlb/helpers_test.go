@@ -6,18 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"tidepool/internal/loopback"
 )
 
 // waitTimeout bounds every wait in these tests: generous, the machine is
@@ -42,31 +42,11 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // test backends must too.
 func listenSamePort(t testing.TB, n int) []net.Listener {
 	t.Helper()
-	for range 50 {
-		a, b := 100+rand.IntN(150), rand.IntN(256)
-		ip := func(i int) string { return fmt.Sprintf("127.%d.%d.%d", a, b, i+1) }
-		first, err := net.Listen("tcp", ip(0)+":0")
-		if err != nil {
-			continue
-		}
-		port := strconv.Itoa(first.Addr().(*net.TCPAddr).Port)
-		lns := []net.Listener{first}
-		for i := 1; i < n; i++ {
-			ln, err := net.Listen("tcp", ip(i)+":"+port)
-			if err != nil {
-				break
-			}
-			lns = append(lns, ln)
-		}
-		if len(lns) == n {
-			return lns
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
+	lns, err := loopback.ListenSamePort(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("could not bind %d loopback addresses on one port", n)
-	return nil
+	return lns
 }
 
 func addrIP(a net.Addr) netip.Addr { return a.(*net.TCPAddr).AddrPort().Addr() }
@@ -330,4 +310,10 @@ func labelledValue(t testing.TB, s *Service, name, label, value string) (v float
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// quietLogger keeps only warnings and errors in the test output (for tests
+// whose info lines would be thousands).
+func quietLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

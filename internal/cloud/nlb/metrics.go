@@ -9,6 +9,7 @@ import (
 // for atomic adds.
 type metrics struct {
 	total, active, dialErrors, healthy, rejected, dataPath *prometheus.Desc
+	open, maxConns, refused, evicted, idled                *prometheus.Desc
 }
 
 func newMetrics(service string) *metrics {
@@ -27,6 +28,16 @@ func newMetrics(service string) *metrics {
 			"Client connections closed because no healthy backend accepted them.", nil, constLabels),
 		dataPath: prometheus.NewDesc("tidepool_nlb_data_path_info",
 			"Always 1; the label data_path says how the service moves bytes (epoll or portable).", []string{"data_path"}, constLabels),
+		open: prometheus.NewDesc("tidepool_nlb_client_connections",
+			"Client connections open (connecting to a backend included).", nil, constLabels),
+		maxConns: prometheus.NewDesc("tidepool_nlb_max_connections",
+			"The cap on open client connections (0: none).", nil, constLabels),
+		refused: prometheus.NewDesc("tidepool_nlb_refused_connections_total",
+			"Client connections closed at once because the cap or the descriptor budget was reached and no connection had been idle long enough to make room.", nil, constLabels),
+		evicted: prometheus.NewDesc("tidepool_nlb_evicted_connections_total",
+			"Idle connections closed to make room for a new one at the cap.", nil, constLabels),
+		idled: prometheus.NewDesc("tidepool_nlb_idle_timeouts_total",
+			"Connections closed because nothing moved through them for the idle timeout.", nil, constLabels),
 	}
 }
 
@@ -42,6 +53,11 @@ func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.metrics.healthy
 	ch <- s.metrics.rejected
 	ch <- s.metrics.dataPath
+	ch <- s.metrics.open
+	ch <- s.metrics.maxConns
+	ch <- s.metrics.refused
+	ch <- s.metrics.evicted
+	ch <- s.metrics.idled
 }
 
 // Collect implements prometheus.Collector.
@@ -71,4 +87,9 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(mt.rejected, prometheus.CounterValue, float64(s.rejected.Load()))
 	ch <- prometheus.MustNewConstMetric(mt.dataPath, prometheus.GaugeValue, 1, string(s.dp.name()))
+	ch <- prometheus.MustNewConstMetric(mt.open, prometheus.GaugeValue, float64(s.open.Load()))
+	ch <- prometheus.MustNewConstMetric(mt.maxConns, prometheus.GaugeValue, float64(s.maxConns))
+	ch <- prometheus.MustNewConstMetric(mt.refused, prometheus.CounterValue, float64(s.refused.Load()))
+	ch <- prometheus.MustNewConstMetric(mt.evicted, prometheus.CounterValue, float64(s.evicted.Load()))
+	ch <- prometheus.MustNewConstMetric(mt.idled, prometheus.CounterValue, float64(s.idled.Load()))
 }

@@ -5,12 +5,18 @@
 // parsing). Members are probed (tcp, http or https) and take traffic only
 // while healthy. Members can be replaced at any time; connections already
 // open to a removed member run to their end. On shutdown the listener closes
-// first and open connections get a grace period to finish.
+// first and open connections get a grace period to finish. Each service
+// closes connections idle for its idle timeout and caps its open
+// connections, making room by closing idle ones; the services of a process
+// share a descriptor budget that leaves room for health checks (limits.go).
 //
 // On Linux the bytes are moved by one epoll event loop per CPU on raw
 // non-blocking sockets (epoll_*_linux.go); elsewhere by a goroutine per
 // direction on net.TCPConn (netpath.go). Both behave the same; docs/nlb.md
 // says why the event loop exists.
+//
+// It owns the load balancer's data path and health checks, and must not import
+// the cloud that drives it (internal/cloud) or any other tidepool package.
 package nlb
 
 import (
@@ -25,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"tidepool/internal/ratelog"
 )
 
 // Defaults applied to zero Config fields.
@@ -58,6 +66,20 @@ type Config struct {
 	// DataPathAuto: the epoll event loop on Linux, the portable
 	// goroutine-per-connection path elsewhere.
 	DataPath DataPath
+	// IdleTimeout closes a connection through which no byte has moved,
+	// either way, for this long (both sides are closed, as after an
+	// error). Zero means DefaultIdleTimeout (350s); negative means never.
+	IdleTimeout time.Duration
+	// MaxConns bounds the client connections open at once, connecting ones
+	// included. A new connection beyond it closes the connection that has
+	// been idle longest, if that one has been idle for at least a second;
+	// otherwise the new connection is closed at once (counted in
+	// tidepool_nlb_refused_connections_total). The same happens when the
+	// process's descriptor budget is spent (the descriptor limit, raised to
+	// its maximum by the first New, minus a reserve for health checks and
+	// the rest of the process). Zero means DefaultMaxConns (4096);
+	// negative means no cap but the descriptor budget.
+	MaxConns int
 }
 
 // BackendStatus is the health of one member as reported by Service.Status.
@@ -104,6 +126,21 @@ type Service struct {
 	closeErr error
 	rejected atomic.Uint64 // client connections closed because no member could take them
 
+	idle     time.Duration // Config.IdleTimeout with its default; 0: never
+	maxConns int64         // Config.MaxConns with its default; 0: no cap
+	open     atomic.Int64  // client connections admitted and not yet closed
+	refused  atomic.Uint64 // client connections closed at once: limit reached, none idle enough to evict
+	evicted  atomic.Uint64 // idle connections closed to make room for a new one
+	idled    atomic.Uint64 // connections closed by the idle timeout
+
+	// evictSilentAfter and evictIdleAfter are the constants of the same
+	// names (tests shorten them before Run).
+	evictSilentAfter, evictIdleAfter time.Duration
+
+	// Rate limits of the data path's warnings, so that a flood of bad
+	// connections does not flood the log.
+	refuseLog, dialLog, acceptLog, probeLog *ratelog.Limiter
+
 	mu         sync.Mutex
 	members    map[string]*member
 	targetPort uint16
@@ -144,19 +181,44 @@ func New(cfg Config) (*Service, error) {
 	if dial == 0 {
 		dial = DefaultDialTimeout
 	}
+	idle := cfg.IdleTimeout
+	switch {
+	case idle == 0:
+		idle = DefaultIdleTimeout
+	case idle < 0:
+		idle = 0
+	}
+	maxConns := int64(cfg.MaxConns)
+	switch {
+	case maxConns == 0:
+		maxConns = DefaultMaxConns
+	case maxConns < 0:
+		maxConns = 0
+	}
+	// The first Service raises the process's descriptor limit (and logs
+	// it), unless RaiseFileLimit did already, before any connection arrives.
+	RaiseFileLimit(log)
 	s := &Service{
-		dp:         dp,
-		log:        log.With("service", cfg.Name, "listen", dp.addr().String()),
-		name:       cfg.Name,
-		drain:      drain,
-		dial:       dial,
-		policy:     &roundRobin{},
-		metrics:    newMetrics(cfg.Name),
-		changed:    make(chan struct{}, 1),
-		members:    make(map[string]*member),
-		targetPort: cfg.TargetPort,
-		check:      cfg.Check,
-		prober:     newProber(cfg.Check.withDefaults(cfg.TargetPort)),
+		dp:               dp,
+		log:              log.With("service", cfg.Name, "listen", dp.addr().String()),
+		name:             cfg.Name,
+		drain:            drain,
+		dial:             dial,
+		idle:             idle,
+		maxConns:         maxConns,
+		evictSilentAfter: evictSilentAfter,
+		evictIdleAfter:   evictIdleAfter,
+		refuseLog:        ratelog.New(warnEvery),
+		dialLog:          ratelog.New(warnEvery),
+		acceptLog:        ratelog.New(warnEvery),
+		probeLog:         ratelog.New(warnEvery),
+		policy:           &roundRobin{},
+		metrics:          newMetrics(cfg.Name),
+		changed:          make(chan struct{}, 1),
+		members:          make(map[string]*member),
+		targetPort:       cfg.TargetPort,
+		check:            cfg.Check,
+		prober:           newProber(cfg.Check.withDefaults(cfg.TargetPort)),
 	}
 	s.table.Store(&table{})
 	return s, nil

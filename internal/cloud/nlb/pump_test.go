@@ -52,7 +52,7 @@ func TestCopyHalfSizes(t *testing.T) {
 			go func() {
 				defer close(done)
 				var ended atomic.Bool // the other direction is still open
-				copyHalf(dst, src, &ended)
+				copyHalf(dst, src, &ended, &netConn{client: src, backend: dst}, 0)
 			}()
 			go func() {
 				// Uneven chunks, so reads see partial and full buffers.

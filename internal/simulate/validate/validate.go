@@ -1,4 +1,10 @@
-package simulate
+// Package validate checks the simulator against the real thing: it runs the
+// demo (the whole local stack: cloud, members, load balancer, Prometheus,
+// Alertmanager, autoscaler) under a small load, simulates the same pool,
+// policy and load, and compares the pool-size curves. It owns that
+// comparison and its chart; package simulate must not import it (the
+// simulator stays pure), and nothing but cmd/tidepool should.
+package validate
 
 import (
 	"context"
@@ -16,27 +22,28 @@ import (
 	"tidepool/internal/loadgen"
 	"tidepool/internal/monitoring"
 	"tidepool/internal/report"
+	"tidepool/internal/simulate"
 )
 
 // Validation defaults.
 const (
-	// DefaultValidateTolerance is the largest mean absolute difference, in
+	// DefaultTolerance is the largest mean absolute difference, in
 	// members, between the measured and the simulated pool size.
-	DefaultValidateTolerance = 0.5
-	// DefaultValidateWithin is the smallest share of seconds in which the
+	DefaultTolerance = 0.5
+	// DefaultWithin is the smallest share of seconds in which the
 	// two pool sizes differ by at most one member.
-	DefaultValidateWithin = 0.8
-	// validateLimitPeak is the largest difference of the two peak sizes.
-	validateLimitPeak = 1
+	DefaultWithin = 0.8
+	// limitPeak is the largest difference of the two peak sizes.
+	limitPeak = 1
 )
 
-// ValidateStages is the small load of a validation run on the fast
+// Stages is the small load of a validation run on the fast
 // profile (2 minutes 20 seconds): a ramp that takes the pool from 1 member
-// to ValidateMaxSize, a hold, a drop and a quiet tail. The hold keeps the
+// to MaxSize, a hold, a drop and a quiet tail. The hold keeps the
 // full pool near 90 % CPU and the tail near 7 %, so that both policies end
 // at the same sizes whatever the exact per-request cost (no steady state
 // sits on a threshold); what is compared is the timing of the changes.
-func ValidateStages() []loadgen.Stage {
+func Stages() []loadgen.Stage {
 	return []loadgen.Stage{
 		{Kind: loadgen.KindHold, From: 3, Duration: 10 * time.Second},
 		{Kind: loadgen.KindRamp, From: 3, To: 40, Duration: 40 * time.Second},
@@ -46,12 +53,12 @@ func ValidateStages() []loadgen.Stage {
 	}
 }
 
-// ValidateMaxSize is the pool maximum of a validation run when the demo
+// MaxSize is the pool maximum of a validation run when the demo
 // configuration leaves it 0.
-const ValidateMaxSize = 4
+const MaxSize = 4
 
-// ValidateConfig configures Validate.
-type ValidateConfig struct {
+// Config configures Run.
+type Config struct {
 	// Policy is "webhook" (the seed's) or "target-tracking"; "" means
 	// "webhook".
 	Policy string
@@ -60,14 +67,14 @@ type ValidateConfig struct {
 	// as Seed/TargetTracking build it). Zero fields take the demo's
 	// defaults.
 	Demo demo.Config
-	// Stages is the load; nil means ValidateStages().
+	// Stages is the load; nil means Stages().
 	Stages []loadgen.Stage
 	// BootDelay and DrainDelay of the simulated pool; 0 means the demo's
 	// boot delay plus one load balancer health check (1 s), and 5 s (load
 	// balancer notices the drain, 1 s grace, 2 s app drain, process exit).
 	BootDelay, DrainDelay time.Duration
 	// Tolerance is the largest mean absolute difference of the pool sizes
-	// in members; 0 means DefaultValidateTolerance.
+	// in members; 0 means DefaultTolerance.
 	Tolerance float64
 	// Capacity is the simulated members' req/s at 100 % CPU; 0 means
 	// fitted from the demo's own measurements (see FitCapacity), which
@@ -81,20 +88,20 @@ type Validation struct {
 	Policy string
 	// Trace is the planned load, extended with silence to the end of the
 	// demo's samples.
-	Trace Trace
+	Trace simulate.Trace
 	// Pool and Setup are what was simulated.
-	Pool  Pool
-	Setup Setup
+	Pool  simulate.Pool
+	Setup simulate.Setup
 	// NominalCapacity is the demo's CPU quota over its work per request;
 	// Pool.Capacity is what was simulated (fitted unless configured).
 	NominalCapacity float64
 	// Sim is the simulated run; Real is the demo's result.
-	Sim  Run
+	Sim  simulate.Run
 	Real demo.Result
 	// RealSize and RealCPU are the demo's per-second pool size (members in
 	// any state) and pool CPU (NaN: unknown).
-	RealSize []Point
-	RealCPU  []Point
+	RealSize []simulate.Point
+	RealCPU  []simulate.Point
 	// MeanAbsDiff is the mean |measured - simulated| pool size over the
 	// seconds with a measurement; Within is the share of those seconds in
 	// which they differ by at most one member; PeakReal and PeakSim are the
@@ -104,7 +111,7 @@ type Validation struct {
 	PeakReal, PeakSim int
 	// Tolerance is the bound MeanAbsDiff was held to.
 	Tolerance float64
-	// OK reports MeanAbsDiff <= Tolerance, Within >= DefaultValidateWithin
+	// OK reports MeanAbsDiff <= Tolerance, Within >= DefaultWithin
 	// and peaks at most one member apart.
 	OK bool
 	// HostSaturated is the share of the demo's 5-second intervals in which
@@ -170,24 +177,24 @@ func hostSaturation(ctx context.Context, done chan<- float64) {
 	}
 }
 
-// Validate runs the demo (the real local stack: cloud, members, load
+// Run runs the demo (the real local stack: cloud, members, load
 // balancer, Prometheus, Alertmanager, autoscaler) with the fast profile
 // under a small load, simulates the same pool, policy and load, and
 // compares the pool-size curves. It takes a few minutes and blocks until
 // the demo is done or ctx is cancelled.
-func Validate(ctx context.Context, cfg ValidateConfig) (Validation, error) {
+func Run(ctx context.Context, cfg Config) (Validation, error) {
 	prof := monitoring.Fast()
 	dc := cfg.Demo
 	dc.Profile = prof.Name
 	if cfg.Stages == nil {
-		cfg.Stages = ValidateStages()
+		cfg.Stages = Stages()
 	}
 	dc.Stages = cfg.Stages
 	if dc.MinSize == 0 {
 		dc.MinSize = demo.DefaultMinSize
 	}
 	if dc.MaxSize == 0 {
-		dc.MaxSize = ValidateMaxSize
+		dc.MaxSize = MaxSize
 	}
 	if dc.Work == 0 {
 		dc.Work = demo.DefaultWork
@@ -205,27 +212,27 @@ func Validate(ctx context.Context, cfg ValidateConfig) (Validation, error) {
 		cfg.DrainDelay = 5 * time.Second
 	}
 	if cfg.Tolerance == 0 {
-		cfg.Tolerance = DefaultValidateTolerance
+		cfg.Tolerance = DefaultTolerance
 	}
 	nominal := dc.CPUPerVCPU / dc.Work.Seconds()
-	pool := Pool{
+	pool := simulate.Pool{
 		Capacity: nominal, Min: dc.MinSize, Max: dc.MaxSize, Initial: dc.MinSize,
 		BootDelay: cfg.BootDelay, DrainDelay: cfg.DrainDelay, Timeout: 30 * time.Second,
 	}
-	opts := Options{Profile: prof, Limits: pool.Limits()}
-	var setup Setup
+	opts := simulate.Options{Profile: prof, Limits: pool.Limits()}
+	var setup simulate.Setup
 	switch cfg.Policy {
 	case "", "webhook":
 		cfg.Policy = "webhook"
-		setup = Seed(opts)
+		setup = simulate.Seed(opts)
 		dc.Policy = nil // the demo's default: policy.Webhook within MinSize..MaxSize
 	case "target-tracking":
-		setup = TargetTracking(opts)
+		setup = simulate.TargetTracking(opts)
 		dc.Policy = setup.Policy
 	default:
 		return Validation{}, fmt.Errorf("validate: policy %q: want webhook or target-tracking", cfg.Policy)
 	}
-	base, err := FromStages("validation", cfg.Stages, time.Second)
+	base, err := simulate.FromStages("validation", cfg.Stages, time.Second)
 	if err != nil {
 		return Validation{}, fmt.Errorf("validate: %w", err)
 	}
@@ -250,9 +257,9 @@ func Validate(ctx context.Context, cfg ValidateConfig) (Validation, error) {
 	v.Pool = pool
 	for _, s := range res.Samples {
 		if s.PoolSize >= 0 {
-			v.RealSize = append(v.RealSize, Point{T: s.T, V: float64(s.PoolSize)})
+			v.RealSize = append(v.RealSize, simulate.Point{T: s.T, V: float64(s.PoolSize)})
 		}
-		v.RealCPU = append(v.RealCPU, Point{T: s.T, V: s.AvgCPU})
+		v.RealCPU = append(v.RealCPU, simulate.Point{T: s.T, V: s.AvgCPU})
 	}
 	if len(v.RealSize) == 0 {
 		return v, errors.New("validate: the demo recorded no pool sizes")
@@ -264,7 +271,7 @@ func Validate(ctx context.Context, cfg ValidateConfig) (Validation, error) {
 		v.Trace.Rate = append(v.Trace.Rate, 0)
 		v.Trace.End = last
 	}
-	if v.Sim, err = Simulate(v.Trace, pool, setup); err != nil {
+	if v.Sim, err = simulate.Simulate(v.Trace, pool, setup); err != nil {
 		return v, fmt.Errorf("validate: %w", err)
 	}
 	v.compare()
@@ -304,7 +311,7 @@ func (v *Validation) compare() {
 	v.PeakSim = v.Sim.Size.Max()
 	n := float64(len(v.RealSize))
 	v.MeanAbsDiff, v.Within = sum/n, float64(within)/n
-	v.OK = v.MeanAbsDiff <= v.Tolerance && v.Within >= DefaultValidateWithin && abs(v.PeakReal-v.PeakSim) <= validateLimitPeak
+	v.OK = v.MeanAbsDiff <= v.Tolerance && v.Within >= DefaultWithin && abs(v.PeakReal-v.PeakSim) <= limitPeak
 }
 
 func abs(n int) int {
@@ -322,7 +329,7 @@ func (v Validation) Summary() string {
 	}
 	s := fmt.Sprintf("validation %s (%s policy, fast profile, %.1f req/s per member measured, %.1f nominal): pool size real vs simulated differs by %.2f members on average (limit %.2f), "+
 		"within ±1 member %.0f%% of %d s (limit %.0f%%), peaks %d vs %d (limit ±%d); host CPUs saturated %.0f%% of the time",
-		mark, v.Policy, v.Pool.Capacity, v.NominalCapacity, v.MeanAbsDiff, v.Tolerance, v.Within*100, len(v.RealSize), DefaultValidateWithin*100, v.PeakReal, v.PeakSim, validateLimitPeak,
+		mark, v.Policy, v.Pool.Capacity, v.NominalCapacity, v.MeanAbsDiff, v.Tolerance, v.Within*100, len(v.RealSize), DefaultWithin*100, v.PeakReal, v.PeakSim, limitPeak,
 		v.HostSaturated*100)
 	if v.HostOverloaded() {
 		s += " (overloaded: the members may not have had their CPU quota; run again on a quieter machine)"
@@ -337,33 +344,30 @@ func (v Validation) short() string {
 		mark = "FAILED"
 	}
 	return fmt.Sprintf("%s: pool sizes differ by %.2f members on average (limit %.2f), by at most 1 for %.0f%% of %d s (limit %.0f%%), peaks %d/%d; %.1f req/s per member measured (%.1f nominal)",
-		mark, v.MeanAbsDiff, v.Tolerance, v.Within*100, len(v.RealSize), DefaultValidateWithin*100, v.PeakReal, v.PeakSim, v.Pool.Capacity, v.NominalCapacity)
+		mark, v.MeanAbsDiff, v.Tolerance, v.Within*100, len(v.RealSize), DefaultWithin*100, v.PeakReal, v.PeakSim, v.Pool.Capacity, v.NominalCapacity)
 }
 
 // WriteChart writes a PNG comparing the real and simulated runs: load,
 // pool size and pool CPU over time.
 func (v Validation) WriteChart(w io.Writer) error {
-	var offered []Point
+	var offered []simulate.Point
 	for _, s := range v.Real.Samples {
 		if s.OfferedRPS > 0 || s.T <= v.Trace.End {
-			offered = append(offered, Point{T: s.T, V: s.OfferedRPS})
+			offered = append(offered, simulate.Point{T: s.T, V: s.OfferedRPS})
 		}
 	}
-	planned := floatSteps{T: v.Trace.Start, V: v.Trace.Rate}
-	size := steps(v.Sim.Size)
-	supply := steps(v.Sim.Supply)
 	c := report.Chart{
 		Title:    fmt.Sprintf("tidepool simulate -validate: real demo vs simulation (%s policy)", v.Policy),
 		Subtitle: v.short(),
 		End:      v.Trace.End,
 		Panels: []report.ChartPanel{
 			{Title: "Offered load", YLabel: "req/s", Series: []report.ChartSeries{
-				{Name: "planned (simulated)", Role: report.RoleReference, Step: true, T: planned.T, V: planned.V},
+				{Name: "planned (simulated)", Role: report.RoleReference, Step: true, T: v.Trace.Start, V: v.Trace.Rate},
 				{Name: "offered (real)", Role: report.RoleAlternative, T: times(offered), V: values(offered)},
 			}},
 			{Title: "Pool size", YLabel: "members", Integer: true, Series: []report.ChartSeries{
-				{Name: "simulated serving", Role: report.RoleSecondary, Step: true, T: supply.T, V: supply.V},
-				{Name: "simulated (any state)", Role: report.RoleMain, Step: true, T: size.T, V: size.V},
+				{Name: "simulated serving", Role: report.RoleSecondary, Step: true, T: v.Sim.Supply.T, V: v.Sim.Supply.Floats()},
+				{Name: "simulated (any state)", Role: report.RoleMain, Step: true, T: v.Sim.Size.T, V: v.Sim.Size.Floats()},
 				{Name: "real (any state)", Role: report.RoleAlternative, T: times(v.RealSize), V: values(v.RealSize)},
 			}},
 			{Title: "Pool CPU as the policy sees it", YLabel: "utilisation", Series: []report.ChartSeries{
@@ -375,7 +379,7 @@ func (v Validation) WriteChart(w io.Writer) error {
 	return report.WriteChartPNG(w, c)
 }
 
-func times(ps []Point) []time.Duration {
+func times(ps []simulate.Point) []time.Duration {
 	out := make([]time.Duration, len(ps))
 	for i, p := range ps {
 		out[i] = p.T
@@ -383,7 +387,7 @@ func times(ps []Point) []time.Duration {
 	return out
 }
 
-func values(ps []Point) []float64 {
+func values(ps []simulate.Point) []float64 {
 	out := make([]float64, len(ps))
 	for i, p := range ps {
 		out[i] = p.V

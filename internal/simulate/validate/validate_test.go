@@ -1,19 +1,21 @@
-package simulate
+package validate
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"image/png"
+	"math"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"tidepool/internal/buildbin"
 	"tidepool/internal/demo"
+	"tidepool/internal/loopback"
 	"tidepool/internal/report"
+	"tidepool/internal/simulate"
 )
 
 func TestMain(m *testing.M) {
@@ -22,7 +24,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestValidate puts ValidateStages through the real local stack (the demo:
+// TestValidate puts Stages through the real local stack (the demo:
 // local cloud, member processes in cgroups, load balancer, Prometheus,
 // Alertmanager, autoscaler) and through the simulator with the same
 // settings, and requires the pool-size curves to agree (Validation.OK: mean
@@ -44,20 +46,20 @@ func TestValidate(t *testing.T) {
 	}
 	for _, pol := range policies {
 		t.Run(pol, func(t *testing.T) {
-			a, b := 100+rand.IntN(151), rand.IntN(128)*2
+			memberNet, nlbNet := loopback.Ranges()
 			out := t.TempDir()
 			var progress bytes.Buffer
-			cfg := ValidateConfig{Policy: pol, Demo: demo.Config{
+			cfg := Config{Policy: pol, Demo: demo.Config{
 				OutDir:       out,
 				AppCommand:   []string{bin, "app"},
-				MemberNet:    netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b), 0}), 24),
-				NLBNet:       netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(a), byte(b + 1), 0}), 24),
+				MemberNet:    memberNet,
+				NLBNet:       nlbNet,
 				CgroupParent: fmt.Sprintf("tidepool-validatetest-%d", rand.IntN(1e6)),
 				Out:          &progress,
 			}}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			v, err := Validate(ctx, cfg)
+			v, err := Run(ctx, cfg)
 			if err != nil {
 				t.Fatalf("Validate: %v\ndemo output:\n%s", err, progress.String())
 			}
@@ -86,13 +88,13 @@ func TestValidate(t *testing.T) {
 
 // TestValidationCompare checks the comparison on hand-made curves.
 func TestValidationCompare(t *testing.T) {
-	v := Validation{Tolerance: 0.5, Sim: Run{Size: series(0*sec, 1, 10*sec, 3, 20*sec, 1)}}
+	v := Validation{Tolerance: 0.5, Sim: simulate.Run{Size: simulate.Series{T: []time.Duration{0, 10 * sec, 20 * sec}, V: []int{1, 3, 1}}}}
 	for s := range 30 {
 		real := 1.0
 		if s >= 11 && s < 21 { // one second late
 			real = 3
 		}
-		v.RealSize = append(v.RealSize, Point{T: time.Duration(s) * sec, V: real})
+		v.RealSize = append(v.RealSize, simulate.Point{T: time.Duration(s) * sec, V: real})
 	}
 	v.compare()
 	// Seconds 10 and 20 differ by 2 members: mean 4/30, within ±1 28/30.
@@ -125,3 +127,7 @@ func TestFitCapacity(t *testing.T) {
 		t.Error("FitCapacity without qualifying samples: ok")
 	}
 }
+
+const sec = time.Second
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b)) }
