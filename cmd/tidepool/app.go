@@ -20,7 +20,7 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Drain, "drain", app.DefaultDrain, "after SIGTERM, keep serving this long while /health answers 503 (negative: none)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "after the drain period, wait this long for in-flight requests")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests burning CPU at once; more wait in arrival order (default GOMAXPROCS)")
-	fs.StringVar(&cfg.DrainToken, "drain-token", "", "if set, POST /drain requires 'Authorization: Bearer TOKEN'")
+	fs.StringVar(&cfg.DrainToken, "drain-token", "", "credential POST /drain and DELETE /drain require as 'Authorization: Bearer TOKEN' (empty: both refused with 403)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parseFlags(fs, args, map[string][]string{
 		"listen":           {"TIDEPOOL_APP_LISTEN"},

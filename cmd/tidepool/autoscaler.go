@@ -35,6 +35,7 @@ var autoscalerEnv = map[string][]string{
 	"dry-run":           {"TIDEPOOL_AUTOSCALER_DRY_RUN"},
 	"auth-token":        {"TIDEPOOL_AUTOSCALER_AUTH_TOKEN"},
 	"basic-auth":        {"TIDEPOOL_AUTOSCALER_BASIC_AUTH"},
+	"open-webhooks":     {"TIDEPOOL_AUTOSCALER_OPEN_WEBHOOKS"},
 	"max-body":          {"TIDEPOOL_AUTOSCALER_MAX_BODY"},
 	"label":             {"TIDEPOOL_AUTOSCALER_LABEL"},
 	"annotation":        {"TIDEPOOL_AUTOSCALER_ANNOTATION"},
@@ -63,7 +64,7 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var cfg autoscaler.Config
 	client := exoclient.Config{UserAgent: "tidepool-autoscaler"}
 	var limits policy.Limits
-	listen := fs.String("listen", autoscaler.DefaultAddr, "HTTP listen address; a bare port number means all interfaces")
+	listen := fs.String("listen", autoscaler.DefaultAddr, "HTTP listen address; a bare port number N means 127.0.0.1:N (:N, every interface, with -open-webhooks); beyond loopback the webhooks need -auth-token or -basic-auth")
 	fs.StringVar(&client.Key, "key", "", "Exoscale API key (required)")
 	fs.StringVar(&client.Secret, "secret", "", "Exoscale API secret (required)")
 	fs.StringVar(&client.Zone, "zone", exoclient.DefaultZone, "Exoscale zone; selects the endpoint https://api-ZONE.exoscale.com/v2")
@@ -78,6 +79,7 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "log and record decisions without changing the pool")
 	fs.StringVar(&cfg.AuthToken, "auth-token", "", "if set, webhooks accept 'Authorization: Bearer TOKEN'")
 	fs.StringVar(&cfg.BasicAuth, "basic-auth", "", "if set as USER:PASSWORD, webhooks accept this HTTP basic auth")
+	fs.BoolVar(&cfg.OpenWebhooks, "open-webhooks", false, "the course's open contract: GET /up and GET /down count, no credentials on any address (logged as a warning; excludes -auth-token and -basic-auth)")
 	fs.Int64Var(&cfg.MaxBody, "max-body", autoscaler.DefaultMaxBody, "largest webhook body in bytes (larger: 413)")
 	fs.StringVar(&cfg.DirectionLabel, "label", autoscaler.DefaultDirectionLabel, "alert label with the direction (up or down) on /webhook")
 	fs.StringVar(&cfg.DirectionAnnotation, "annotation", autoscaler.DefaultDirectionLabel, "alert annotation read when the label is absent")
@@ -105,7 +107,7 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return usageError(fs, err)
 	}
-	cfg.Addr = listenAddr(*listen)
+	cfg.Addr = listenAddr(*listen, cfg.OpenWebhooks)
 	if err := checkListen("listen", cfg.Addr); err != nil {
 		return usageError(fs, err)
 	}
@@ -156,10 +158,15 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return 0
 }
 
-// listenAddr turns LISTEN_PORT's bare port number into ":PORT".
-func listenAddr(s string) string {
+// listenAddr turns LISTEN_PORT's bare port number into "127.0.0.1:PORT",
+// or ":PORT" (every interface, the course's contract) when open. A number
+// out of range is kept for checkListen to refuse.
+func listenAddr(s string, open bool) string {
 	if s != "" && strings.Trim(s, "0123456789") == "" {
-		return ":" + s
+		if open {
+			return ":" + s
+		}
+		return "127.0.0.1:" + s
 	}
 	return s
 }
@@ -178,6 +185,8 @@ func checkAutoscalerFlags(cfg autoscaler.Config, client exoclient.Config, limits
 		return fmt.Errorf("-tick %s must be positive", cfg.Interval)
 	case cfg.MaxBody <= 0:
 		return fmt.Errorf("-max-body %d must be positive", cfg.MaxBody)
+	case cfg.OpenWebhooks && (cfg.AuthToken != "" || cfg.BasicAuth != ""):
+		return errors.New("-open-webhooks needs no credentials: drop -auth-token / -basic-auth, or the open contract")
 	case cfg.ShutdownTimeout > 6*time.Second:
 		return fmt.Errorf("-shutdown-timeout %s: keep it at most 6s so SIGTERM exits within 10s", cfg.ShutdownTimeout)
 	}

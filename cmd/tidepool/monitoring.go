@@ -58,6 +58,7 @@ func runMonitoringRender(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.AppPort, "app-port", monitoring.DefaultAppPort, "app port on pool members")
 	fs.StringVar(&p.AppMetricsPath, "app-metrics-path", monitoring.DefaultAppMetricsPath, "app metrics path")
 	fs.StringVar(&p.AutoscalerURL, "autoscaler-url", monitoring.DefaultAutoscalerURL, "autoscaler base URL; webhooks go to /up and /down")
+	fs.StringVar(&p.AutoscalerTokenFile, "autoscaler-token-file", monitoring.DefaultAutoscalerTokenFile, "file with the autoscaler's bearer token (its --auth-token), sent by Alertmanager; Grafana sends $"+monitoring.GrafanaTokenEnv+" from its environment")
 	fs.Var((*listFlag)(&p.AutoscalerTargets), "autoscaler-metrics", "autoscaler metrics `targets` host:port, comma-separated (default: host:port of --autoscaler-url)")
 	fs.Var((*listFlag)(&p.DiscoverTargets), "discover-metrics", "tidepool discover metrics `targets` host:port, comma-separated (default: none, no job)")
 	fs.Var((*listFlag)(&p.CloudTargets), "cloud-metrics", "tidepool cloud metrics `targets` host:port, comma-separated (default: none, no job)")
@@ -68,17 +69,18 @@ func runMonitoringRender(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&p.ScaleDownBelow, "scale-down-below", monitoring.DefaultScaleDownBelow, "pool average CPU ratio below which to scale down")
 
 	env := map[string][]string{
-		"profile":            {"TIDEPOOL_MONITORING_PROFILE"},
-		"out":                {"TIDEPOOL_MONITORING_OUT"},
-		"file-sd":            {"TIDEPOOL_FILE_SD"},
-		"node-port":          {"TIDEPOOL_NODE_PORT"},
-		"app-port":           {"TIDEPOOL_APP_PORT"},
-		"autoscaler-url":     {"TIDEPOOL_AUTOSCALER_URL"},
-		"alertmanager":       {"TIDEPOOL_ALERTMANAGER"},
-		"prometheus-url":     {"TIDEPOOL_PROMETHEUS_URL"},
-		"autoscaler-metrics": {"TIDEPOOL_AUTOSCALER_METRICS"},
-		"discover-metrics":   {"TIDEPOOL_DISCOVER_METRICS"},
-		"cloud-metrics":      {"TIDEPOOL_CLOUD_METRICS"},
+		"profile":               {"TIDEPOOL_MONITORING_PROFILE"},
+		"out":                   {"TIDEPOOL_MONITORING_OUT"},
+		"file-sd":               {"TIDEPOOL_FILE_SD"},
+		"node-port":             {"TIDEPOOL_NODE_PORT"},
+		"app-port":              {"TIDEPOOL_APP_PORT"},
+		"autoscaler-url":        {"TIDEPOOL_AUTOSCALER_URL"},
+		"autoscaler-token-file": {"TIDEPOOL_AUTOSCALER_TOKEN_FILE"},
+		"alertmanager":          {"TIDEPOOL_ALERTMANAGER"},
+		"prometheus-url":        {"TIDEPOOL_PROMETHEUS_URL"},
+		"autoscaler-metrics":    {"TIDEPOOL_AUTOSCALER_METRICS"},
+		"discover-metrics":      {"TIDEPOOL_DISCOVER_METRICS"},
+		"cloud-metrics":         {"TIDEPOOL_CLOUD_METRICS"},
 	}
 	if code, ok := parseFlags(fs, args, env); !ok {
 		return code

@@ -17,7 +17,8 @@ func TestMonitoringRender(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "monitoring")
 			var stdout, stderr bytes.Buffer
 			args := []string{"monitoring", "render", "--profile", profile, "--out", out,
-				"--autoscaler-url", "http://10.0.0.9:18090", "--cloud-metrics", "10.0.0.9:18081,10.0.0.9:18082"}
+				"--autoscaler-url", "http://10.0.0.9:18090", "--cloud-metrics", "10.0.0.9:18081,10.0.0.9:18082",
+				"--autoscaler-token-file", "/run/secrets/autoscaler-token"}
 			if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 				t.Fatalf("run(%q) = %d, stderr %q", args, code, stderr.String())
 			}
@@ -29,7 +30,8 @@ func TestMonitoringRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, err := monitoring.RenderFiles(prof, monitoring.Params{
-				AutoscalerURL: "http://10.0.0.9:18090", CloudTargets: []string{"10.0.0.9:18081", "10.0.0.9:18082"}})
+				AutoscalerURL: "http://10.0.0.9:18090", CloudTargets: []string{"10.0.0.9:18081", "10.0.0.9:18082"},
+				AutoscalerTokenFile: "/run/secrets/autoscaler-token"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,6 +60,7 @@ func TestMonitoringRenderUsage(t *testing.T) {
 		{[]string{"monitoring", "render", "--out", "x", "--profile", "slow"}, 2, `unknown monitoring profile "slow"`},
 		{[]string{"monitoring", "render", "--out", "x", "--app-port", "0x"}, 2, "invalid value"},
 		{[]string{"monitoring", "render", "--out", "x", "--app-port", "70000"}, 2, "app port 70000"},
+		{[]string{"monitoring", "render", "--out", "x", "--autoscaler-token-file", "token"}, 2, "autoscaler token file"},
 		{[]string{"monitoring", "render", "--out", "x", "--scale-up-above", "0.1"}, 2, "thresholds"},
 		{[]string{"monitoring", "render", "--out", "x", "extra"}, 2, "unexpected arguments"},
 		{[]string{"monitoring", "render", "--out", "x", "--file-sd", "demo-out/file_sd/targets.json"}, 2, "must be absolute: Prometheus resolves"},

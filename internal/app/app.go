@@ -7,6 +7,14 @@
 // so a load balancer's health check can take the member out of rotation, and
 // finally in-flight requests are finished and Run returns nil.
 //
+// While draining (after SIGTERM or POST /drain) every response carries
+// "Connection: close", so a keep-alive client finishes the request it sent
+// and opens its next connection through the load balancer, which no longer
+// picks this member. Idle keep-alive connections are left open until the
+// drain period is over (the load balancer has stopped sending and a grace
+// period has passed): closing them at once would fail the request a client
+// that does not retry sends on one at that moment.
+//
 // It owns what runs on every pool member (the work, /health, /metrics, the
 // drain) and must not import any other tidepool package: the same binary runs
 // on a real VM.
@@ -14,6 +22,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -23,6 +33,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +75,11 @@ type Config struct {
 	// scheduler from sharing a saturated CPU quota among every request, so
 	// /health (and requests already running) still answer promptly.
 	Concurrency int
-	// DrainToken, if set, is required as "Bearer TOKEN" by POST /drain.
+	// DrainToken is the credential POST /drain and DELETE /drain require as
+	// "Authorization: Bearer TOKEN". "" disables both endpoints (403): a
+	// member drains only when asked by the holder of its token (the local
+	// cloud issues one per member; see docs/autoscaler.md). SIGTERM drains
+	// whatever the token.
 	DrainToken string
 	// Logger receives lifecycle logs; nil discards them.
 	Logger *slog.Logger
@@ -105,6 +120,10 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg      Config
 	draining atomic.Bool
+	// drainMu orders drain transitions; stopping (set once shutdown has
+	// begun: a drain then cannot be undone) is guarded by it.
+	drainMu  sync.Mutex
+	stopping bool
 	reg      *prometheus.Registry
 	metrics  metrics
 	burner   burner
@@ -159,10 +178,52 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("GET /load", s.instrument("/load", s.handleLoad))
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("POST /drain", s.handleDrain)
+	mux.HandleFunc("DELETE /drain", s.handleUndrain)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	s.handler = mux
+	s.handler = s.closeWhileDraining(mux)
 	return s
 }
+
+// closeWhileDraining makes every response written while the app drains
+// carry "Connection: close" (net/http then closes the connection after the
+// response), also for requests that started before the drain.
+func (s *Server) closeWhileDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			// Also for a handler that writes nothing.
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(&closingWriter{ResponseWriter: w, s: s}, r)
+	})
+}
+
+// closingWriter adds "Connection: close" to a response whose header is
+// written while the app drains.
+type closingWriter struct {
+	http.ResponseWriter
+	s           *Server
+	wroteHeader bool
+}
+
+func (c *closingWriter) WriteHeader(code int) {
+	if !c.wroteHeader {
+		c.wroteHeader = true
+		if c.s.draining.Load() {
+			c.Header().Set("Connection", "close")
+		}
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *closingWriter) Write(b []byte) (int, error) {
+	if !c.wroteHeader {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (c *closingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // Handler returns the app's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -171,12 +232,31 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Draining() bool { return s.draining.Load() }
 
 // StartDrain turns /health to 503 without stopping the server; requests are
-// still served. It is what SIGTERM and POST /drain do first.
+// still served, each response with "Connection: close". It is what SIGTERM
+// and POST /drain do first.
 func (s *Server) StartDrain(reason string) {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
 	if s.draining.CompareAndSwap(false, true) {
 		s.metrics.draining.Set(1)
 		s.cfg.Logger.Info("draining", "instance", s.cfg.InstanceID, "reason", reason)
 	}
+}
+
+// CancelDrain undoes a drain started by POST /drain or StartDrain: /health
+// answers 200 again and connections are kept alive. It reports false, and
+// changes nothing, once shutdown has begun (a SIGTERM drain is final).
+func (s *Server) CancelDrain(reason string) bool {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	if s.draining.CompareAndSwap(true, false) {
+		s.metrics.draining.Set(0)
+		s.cfg.Logger.Info("serving again", "instance", s.cfg.InstanceID, "reason", reason)
+	}
+	return true
 }
 
 // Run serves on ln until ctx is cancelled, then drains (see the package doc)
@@ -197,10 +277,16 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.drainMu.Lock()
+	s.stopping = true
+	s.drainMu.Unlock()
 	s.StartDrain("shutdown")
-	// Ask clients not to reuse connections: a keep-alive connection closed by
-	// Shutdown while a client reuses it would fail that client's request.
-	srv.SetKeepAlivesEnabled(false)
+	// Responses now say "Connection: close", so busy keep-alive connections
+	// end after their next response. Idle ones stay open through the drain
+	// period: srv.SetKeepAlivesEnabled(false) would close them at once, and
+	// a client sending on one at that moment would see its request fail.
+	// Shutdown closes what is still idle once the load balancer has long
+	// stopped sending here.
 	if s.cfg.Drain > 0 {
 		t := time.NewTimer(s.cfg.Drain)
 		select {
@@ -326,12 +412,40 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.DrainToken != "" && r.Header.Get("Authorization") != "Bearer "+s.cfg.DrainToken {
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	if !s.drainAuthorized(w, r) {
 		return
 	}
 	s.StartDrain("drain request")
 	fmt.Fprintln(w, "draining")
+}
+
+func (s *Server) handleUndrain(w http.ResponseWriter, r *http.Request) {
+	if !s.drainAuthorized(w, r) {
+		return
+	}
+	if !s.CancelDrain("drain cancelled by request") {
+		http.Error(w, "shutting down: the drain cannot be undone", http.StatusConflict)
+		return
+	}
+	fmt.Fprintln(w, "serving")
+}
+
+// drainAuthorized checks the drain credential in constant time and answers
+// 403 when no token is configured, 401 when the request lacks it.
+func (s *Server) drainAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.DrainToken == "" {
+		http.Error(w, "drain disabled: no drain token configured", http.StatusForbidden)
+		return false
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	g, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.cfg.DrainToken))
+	if !ok || subtle.ConstantTimeCompare(g[:], want[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tidepool-app"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		s.cfg.Logger.Warn("drain request refused: wrong or missing token", "instance", s.cfg.InstanceID, "remote", r.RemoteAddr)
+		return false
+	}
+	return true
 }
 
 // burner keeps every CPU busy until a deadline that concurrent /load requests

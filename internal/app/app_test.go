@@ -84,33 +84,60 @@ func TestBurnConsumesThreadCPU(t *testing.T) {
 	}
 }
 
+// TestDrainEndpoint walks POST and DELETE /drain through their credential
+// checks: without a configured token both are disabled (403), a wrong or
+// missing token is refused (401), and only the right one drains or undoes
+// the drain.
 func TestDrainEndpoint(t *testing.T) {
-	s := New(Config{DrainToken: "secret"})
-	do := func(auth string) int {
-		req := httptest.NewRequest("POST", "/drain", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
+	steps := []struct {
+		name         string
+		token        string // the app's DrainToken
+		method, auth string
+		wantCode     int
+		wantDraining bool
+	}{
+		{"no token configured refuses POST", "", "POST", "Bearer ", 403, false},
+		{"no token configured refuses an empty bearer", "", "POST", "", 403, false},
+		{"no token configured refuses DELETE", "", "DELETE", "Bearer x", 403, false},
+		{"missing token", "secret", "POST", "", 401, false},
+		{"wrong token", "secret", "POST", "Bearer wrong", 401, false},
+		{"token as basic auth", "secret", "POST", "Basic c2VjcmV0", 401, false},
+		{"right token drains", "secret", "POST", "Bearer secret", 200, true},
+		{"draining twice is fine", "secret", "POST", "Bearer secret", 200, true},
+		{"wrong token cannot undo", "secret", "DELETE", "Bearer nope", 401, true},
+		{"right token undoes", "secret", "DELETE", "Bearer secret", 200, false},
+		{"GET is not a drain", "secret", "GET", "Bearer secret", 405, false},
+	}
+	servers := map[string]*Server{}
+	for _, st := range steps {
+		s := servers[st.token]
+		if s == nil {
+			s = New(Config{DrainToken: st.token})
+			servers[st.token] = s
+		}
+		req := httptest.NewRequest(st.method, "/drain", nil)
+		if st.auth != "" {
+			req.Header.Set("Authorization", st.auth)
 		}
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, req)
-		return rec.Code
-	}
-	if code := do("Bearer wrong"); code != 401 || s.Draining() {
-		t.Fatalf("wrong token: code %d draining %v, want 401 and not draining", code, s.Draining())
-	}
-	if code := do("Bearer secret"); code != 200 || !s.Draining() {
-		t.Fatalf("right token: code %d draining %v, want 200 and draining", code, s.Draining())
-	}
-	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
-	if rec.Code != http.StatusServiceUnavailable {
-		t.Errorf("health while draining = %d, want 503", rec.Code)
-	}
-	// Still serves work while draining.
-	rec = httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/?work=1ms", nil))
-	if rec.Code != 200 {
-		t.Errorf("work while draining = %d, want 200", rec.Code)
+		if rec.Code != st.wantCode || s.Draining() != st.wantDraining {
+			t.Fatalf("%s: %s /drain = %d, draining %v; want %d, draining %v", st.name, st.method, rec.Code, s.Draining(), st.wantCode, st.wantDraining)
+		}
+		health := httptest.NewRecorder()
+		s.Handler().ServeHTTP(health, httptest.NewRequest("GET", "/health", nil))
+		if want := map[bool]int{true: 503, false: 200}[st.wantDraining]; health.Code != want {
+			t.Errorf("%s: health = %d, want %d", st.name, health.Code, want)
+		}
+		// Work is served either way; while draining it says Connection: close.
+		work := httptest.NewRecorder()
+		s.Handler().ServeHTTP(work, httptest.NewRequest("GET", "/?work=1ms", nil))
+		if work.Code != 200 {
+			t.Errorf("%s: work = %d, want 200", st.name, work.Code)
+		}
+		if got, want := work.Header().Get("Connection") == "close", st.wantDraining; got != want {
+			t.Errorf("%s: work response Connection %q, want close only while draining", st.name, work.Header().Get("Connection"))
+		}
 	}
 }
 

@@ -5,20 +5,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"tidepool/internal/autoscaler/policy"
 )
 
-// alertPayload is the part of an Alertmanager webhook payload (version "4")
-// and of a Grafana unified-alerting webhook contact point payload that the
-// autoscaler reads; both share this shape (Grafana adds orgId, title, state,
-// message and per-alert values, which are ignored).
+// alertPayload is the part of an alert notification that the autoscaler
+// reads. Three senders share it:
+//
+//   - Alertmanager webhooks (version "4"): status, receiver, alerts;
+//   - Grafana unified-alerting webhook contact points: the same fields plus
+//     state ("alerting" or "ok"), orgId, title, message and per-alert values
+//     (ignored);
+//   - Grafana legacy alerting notifications: no alerts array, but state
+//     ("alerting", "ok", "no_data", "paused", "pending"), ruleName and tags.
 type alertPayload struct {
-	Version  string   `json:"version"`
-	Status   string   `json:"status"`
-	Receiver string   `json:"receiver"`
-	Alerts   *[]alert `json:"alerts"`
+	Version  string            `json:"version"`
+	Status   string            `json:"status"`
+	State    string            `json:"state"`
+	Receiver string            `json:"receiver"`
+	RuleName string            `json:"ruleName"`
+	Tags     map[string]string `json:"tags"`
+	Alerts   *[]alert          `json:"alerts"`
 }
 
 type alert struct {
@@ -28,19 +37,21 @@ type alert struct {
 	Fingerprint string            `json:"fingerprint"`
 }
 
-// Alert statuses in both payload formats.
+// Alert statuses and Grafana states.
 const (
 	statusFiring   = "firing"
 	statusResolved = "resolved"
+	stateAlerting  = "alerting"
 )
 
 // errNotAlertPayload marks a well-formed JSON document that is not an alert
-// payload (no "alerts" array).
-var errNotAlertPayload = errors.New("not an Alertmanager or Grafana webhook payload: no alerts array")
+// payload (no alerts array, no status, no state).
+var errNotAlertPayload = errors.New("not an Alertmanager or Grafana webhook payload: no alerts array, status or state")
 
 // parseAlertPayload decodes body as an alert payload. It fails on malformed
 // JSON, on a document that is not a JSON object, on trailing data, and with
-// errNotAlertPayload when the "alerts" array is missing.
+// errNotAlertPayload when the document has none of "alerts", "status" and
+// "state".
 func parseAlertPayload(body []byte) (alertPayload, error) {
 	var p alertPayload
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -50,28 +61,69 @@ func parseAlertPayload(body []byte) (alertPayload, error) {
 	if dec.More() {
 		return p, errors.New("malformed JSON payload: data after the JSON object")
 	}
-	if p.Alerts == nil {
+	if p.Alerts == nil && p.Status == "" && p.State == "" {
 		return p, errNotAlertPayload
 	}
 	return p, nil
 }
 
-// firing returns the firing alerts of p. An alert without its own status
-// takes the payload's status; a payload with no alerts but status "firing"
-// counts as one firing alert with no labels.
+// notFiringReason says why the payload as a whole reports nothing firing
+// (a resolved Alertmanager or Grafana notification, Grafana's state "ok",
+// "no_data", "paused" or "pending"), or "" when it may carry firing alerts.
+// Every indicator present must say firing: a payload is never a signal
+// because one field was left out.
+func (p alertPayload) notFiringReason() string {
+	switch {
+	case p.Status != "" && !strings.EqualFold(p.Status, statusFiring):
+		return fmt.Sprintf("payload status %q, not firing", p.Status)
+	case p.State != "" && !strings.EqualFold(p.State, stateAlerting):
+		return fmt.Sprintf("Grafana state %q, not alerting", p.State)
+	}
+	return ""
+}
+
+// size is the number of alerts in p: the alerts array's length, or 1 for a
+// payload without one (a Grafana legacy notification is one alert).
+func (p alertPayload) size() int {
+	if p.Alerts == nil {
+		return 1
+	}
+	return len(*p.Alerts)
+}
+
+// firing returns the firing alerts of p: none when the payload says nothing
+// is firing (notFiringReason); else each alert whose own status (or, when
+// absent, the payload's) is firing. A payload without alerts that is firing
+// (status "firing" or Grafana legacy state "alerting") counts as one firing
+// alert whose labels are its tags.
 func (p alertPayload) firing() []alert {
+	if p.notFiringReason() != "" {
+		return nil
+	}
+	if p.Alerts == nil || len(*p.Alerts) == 0 {
+		if p.Status == "" && p.State == "" {
+			return nil
+		}
+		labels := maps.Clone(p.Tags)
+		if p.RuleName != "" {
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			if labels["alertname"] == "" {
+				labels["alertname"] = p.RuleName
+			}
+		}
+		return []alert{{Status: statusFiring, Labels: labels}}
+	}
 	var out []alert
 	for _, a := range *p.Alerts {
 		st := a.Status
 		if st == "" {
 			st = p.Status
 		}
-		if strings.EqualFold(st, statusFiring) {
+		if strings.EqualFold(st, statusFiring) || (st == "" && strings.EqualFold(p.State, stateAlerting)) {
 			out = append(out, a)
 		}
-	}
-	if len(*p.Alerts) == 0 && strings.EqualFold(p.Status, statusFiring) {
-		out = append(out, alert{Status: statusFiring})
 	}
 	return out
 }

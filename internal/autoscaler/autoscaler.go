@@ -19,6 +19,11 @@
 //	 └──────────── cooldown elapsed (policy holds) ◀──── cooldown
 //
 // A no-op is not an error; the cooldown starts only after a real change.
+// Before it decides, a tick reconciles what an interrupted change left (see
+// intent.go): a change is recorded before it is acted on, so one signal
+// causes at most one change whatever crashes. Ticks come Interval after the
+// end of the previous tick, so two changes are always at least Interval
+// apart, however long a change takes.
 //
 // It owns the control loop, its webhooks and its state file, and must not
 // import the local cloud (internal/cloud: it talks to any cloud through
@@ -69,6 +74,9 @@ type Status struct {
 	Pending policy.Pending `json:"pending"`
 	// LastScale is when the pool size was last changed; zero if never.
 	LastScale time.Time `json:"last_scale,omitzero"`
+	// Intent is the change being carried out (or left unfinished by a
+	// crash, until the next tick reconciles it); nil when none.
+	Intent *Intent `json:"intent,omitempty"`
 	// DryRun reports that decisions are only logged.
 	DryRun bool `json:"dry_run"`
 	// Interval is the tick period, e.g. "1m0s".
@@ -97,6 +105,7 @@ type Autoscaler struct {
 	pool       policy.Pool
 	observedAt time.Time
 	lastScale  time.Time
+	intent     *Intent  // the change in progress; persisted
 	history    []Record // newest last
 }
 
@@ -134,7 +143,7 @@ func New(cfg Config) (*Autoscaler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("autoscaler: %w", err)
 	}
-	a.lastScale = st.LastScale
+	a.lastScale, a.intent = st.LastScale, st.Intent
 	if !st.LastScale.IsZero() {
 		a.metrics.lastScale.Set(float64(st.LastScale.UnixMilli()) / 1000)
 	}
@@ -154,6 +163,14 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 		if ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
 			return fmt.Errorf("autoscaler: listen: %w", err)
 		}
+	}
+	if err := a.cfg.checkExposure(ln.Addr().String(), listenerIsLoopback(ln)); err != nil {
+		ln.Close()
+		return fmt.Errorf("autoscaler: %w", err)
+	}
+	if a.cfg.OpenWebhooks {
+		a.log.Warn("webhooks are open: /up and /down count GET as a signal and no webhook needs credentials; anyone who reaches this address can scale the pool",
+			"addr", ln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           a.Handler(),
@@ -186,7 +203,7 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 }
 
 func (a *Autoscaler) loop(ctx context.Context, served <-chan error) error {
-	pool, err := a.cloud.observe(ctx)
+	pool, ms, err := a.cloud.observe(ctx)
 	switch {
 	case ctx.Err() != nil:
 		return nil
@@ -197,12 +214,19 @@ func (a *Autoscaler) loop(ctx context.Context, served <-chan error) error {
 	default:
 		a.setPool(pool)
 		a.log.Info("pool observed", "size", pool.Size, "state", pool.State, "members", len(pool.Members))
+		if draining, in := ms.draining(pool), a.getIntent(); len(draining) > 0 || in != nil {
+			a.log.Warn("an interrupted change was found; the first tick reconciles it",
+				"members_marked_draining", len(draining), "recorded_intent", in != nil)
+		}
 	}
-	ticks := a.cfg.Ticks
+	// The next tick comes Interval after the previous one ended (not on a
+	// fixed beat): a change that outlasts the interval is never followed at
+	// once by another.
+	ticks, timer := a.cfg.Ticks, (*time.Timer)(nil)
 	if ticks == nil {
-		t := time.NewTicker(a.cfg.Interval)
-		defer t.Stop()
-		ticks = t.C
+		timer = time.NewTimer(a.cfg.Interval)
+		defer timer.Stop()
+		ticks = timer.C
 	}
 	for {
 		select {
@@ -216,27 +240,32 @@ func (a *Autoscaler) loop(ctx context.Context, served <-chan error) error {
 				continue
 			}
 			a.Tick(ctx) // logged and recorded; the loop goes on
+			if timer != nil {
+				timer.Reset(a.cfg.Interval)
+			}
 		}
 	}
 }
 
-// Tick runs one control loop step: it takes the pending signals, observes
-// the pool, decides, carries the decision out (unless DryRun) and records
-// it. It blocks until the change is done; when ctx is cancelled mid-change,
-// drain waits end at once and a change already sent is waited for at most
-// ShutdownTimeout. If the pool cannot be observed the signals are kept for
-// the next tick; otherwise they are consumed, whatever the outcome, so one
-// signal never causes two changes. Safe for concurrent use (ticks are
+// Tick runs one control loop step: it observes the pool, reconciles what
+// an interrupted change left (a member marked as draining, an intent in the
+// state file; that work is then the tick's change), else takes the pending
+// signals, decides, records the intent, carries the decision out (unless
+// DryRun) and records the outcome. It blocks until the change is done; when
+// ctx is cancelled mid-change, drain waits end at once and a change already
+// sent is waited for at most ShutdownTimeout (the intent then stays recorded
+// for the next start). If the pool cannot be observed the signals are kept
+// for the next tick; otherwise they are consumed, whatever the outcome, so
+// one signal never causes two changes. Safe for concurrent use (ticks are
 // serialised).
 func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
 	a.tickMu.Lock()
 	defer a.tickMu.Unlock()
 	a.tickAt = a.cfg.Now()
 
-	pending := a.signals.take()
-	pool, err := a.cloud.observe(ctx)
+	pool, ms, err := a.cloud.observe(ctx)
 	if err != nil {
-		a.metrics.setPending(a.signals.restore(pending))
+		pending := a.signals.peek()
 		size := a.Status().Pool.Size
 		d := policy.Decision{From: size, To: size, Action: policy.ActionNone, Requested: pending.Direction(), Reason: ReasonObserveFailed,
 			Message: fmt.Sprintf("from %d to %d because the pool cannot be read; signals kept for the next tick", size, size)}
@@ -245,6 +274,13 @@ func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
 		return d, fmt.Errorf("observe pool: %w", err)
 	}
 	a.setPool(pool)
+	if !a.cfg.DryRun {
+		if d, handled, err := a.reconcile(ctx, pool, ms); handled {
+			a.saveStateLogged()
+			return d, err
+		}
+	}
+	pending := a.signals.take()
 	a.metrics.setPending(a.signals.peek())
 
 	obs := policy.Observation{Pending: pending, Pool: pool, LastScale: a.getLastScale(), Recommendations: a.recs}
@@ -275,19 +311,28 @@ func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
 		a.record(d, resultDryRun, nil)
 	default:
 		log.Info("scaling decision", "decision", d.Message)
+		if err = a.begin(d, pending); err != nil {
+			a.metrics.setPending(a.signals.restore(pending))
+			log.Error("scaling not started", "err", err)
+			a.record(d, resultError, err)
+			return d, err
+		}
 		var changed bool
-		changed, err = a.execute(ctx, d)
+		changed, err = a.execute(ctx, d, ms)
 		if changed {
 			a.setLastScale(a.cfg.Now())
 		}
 		switch {
 		case err != nil && ctx.Err() != nil:
+			// The intent stays recorded: the next start reconciles it.
 			log.Warn("scaling interrupted by shutdown", "changed", changed, "err", err)
 			a.record(d, resultAborted, err)
 		case err != nil:
+			a.setIntent(nil)
 			log.Error("scaling failed", "changed", changed, "err", err)
 			a.record(d, resultError, err)
 		default:
+			a.setIntent(nil)
 			log.Info("scaled", "size", d.To)
 			a.record(d, resultScaled, nil)
 		}
@@ -295,10 +340,15 @@ func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
 			a.refreshPool(ctx)
 		}
 	}
-	if serr := a.saveState(); serr != nil {
-		a.log.Error("cannot save state", "err", serr)
-	}
+	a.saveStateLogged()
 	return d, err
+}
+
+// saveStateLogged saves the state file, logging a failure.
+func (a *Autoscaler) saveStateLogged() {
+	if err := a.saveState(); err != nil {
+		a.log.Error("cannot save state", "err", err)
+	}
 }
 
 // refreshPool re-reads the pool after a change so /status and the pool size
@@ -309,7 +359,7 @@ func (a *Autoscaler) refreshPool(ctx context.Context) {
 		a.log.Warn("cannot re-read the pool after the change", "err", err)
 		return
 	}
-	members, err := a.cloud.members(ctx, p)
+	members, _, err := a.cloud.members(ctx, p)
 	if err != nil {
 		a.log.Warn("cannot re-read the pool members after the change", "err", err)
 		return
@@ -318,8 +368,9 @@ func (a *Autoscaler) refreshPool(ctx context.Context) {
 }
 
 // execute carries out a change. changed reports whether a request reached
-// the cloud (so the size may have changed even when err is set).
-func (a *Autoscaler) execute(ctx context.Context, d policy.Decision) (changed bool, err error) {
+// the cloud (so the size may have changed even when err is set). A scale-in
+// retires its victims one after the other (mark, drain, evict).
+func (a *Autoscaler) execute(ctx context.Context, d policy.Decision, ms marks) (changed bool, err error) {
 	mctx, release := graceContext(ctx, a.cfg.ShutdownTimeout)
 	defer release()
 	if d.Action == policy.ActionScaleUp {
@@ -333,16 +384,11 @@ func (a *Autoscaler) execute(ctx context.Context, d policy.Decision) (changed bo
 		if ctx.Err() != nil {
 			return changed, fmt.Errorf("not draining %s: %w", id, ctx.Err())
 		}
-		if err := a.cloud.checkVictim(ctx, d.From-i, id); err != nil {
-			return changed, fmt.Errorf("check victim %s: %w", id, err)
-		}
-		a.drainer.drain(ctx, members[id])
-		sent, err := a.cloud.evict(mctx, id)
+		sent, err := a.retire(ctx, mctx, d.From-i, members[id], ms[id])
 		changed = changed || sent
 		if err != nil {
-			return changed, fmt.Errorf("evict %s: %w", id, err)
+			return changed, err
 		}
-		a.log.Info("member evicted", "member", id)
 	}
 	return changed, nil
 }
@@ -407,9 +453,21 @@ func (a *Autoscaler) setLastScale(t time.Time) {
 	a.lastScale = t
 }
 
+func (a *Autoscaler) getIntent() *Intent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.intent
+}
+
+func (a *Autoscaler) setIntent(in *Intent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.intent = in
+}
+
 func (a *Autoscaler) saveState() error {
 	return a.state.save(func() persisted {
-		return persisted{LastScale: a.getLastScale(), Pending: a.signals.peek()}
+		return persisted{LastScale: a.getLastScale(), Pending: a.signals.peek(), Intent: a.getIntent()}
 	})
 }
 
@@ -423,6 +481,7 @@ func (a *Autoscaler) Status() Status {
 		ObservedAt: a.observedAt,
 		Pending:    a.signals.peek(),
 		LastScale:  a.lastScale,
+		Intent:     a.intent,
 		DryRun:     a.cfg.DryRun,
 		Interval:   a.cfg.Interval.String(),
 		Decisions:  make([]Record, 0, len(a.history)),

@@ -145,7 +145,7 @@ func signal(t *testing.T, a *Autoscaler, method, path string, body string, hdr m
 func TestTickScalesUpOnSignal(t *testing.T) {
 	f := newLocalCloud(t, 1)
 	a, _, logs := newTestAutoscaler(t, f, nil)
-	if code, _ := signal(t, a, http.MethodGet, "/up", "", nil); code != http.StatusOK {
+	if code, _ := signal(t, a, http.MethodPost, "/up", "", nil); code != http.StatusOK {
 		t.Fatalf("GET /up = %d, want 200", code)
 	}
 	d, err := a.Tick(context.Background())
@@ -243,7 +243,7 @@ func TestTickRetriesWithoutScalingTwice(t *testing.T) {
 			f := newLocalCloud(t, 2)
 			a, _, _ := newTestAutoscaler(t, f, nil)
 			f.fail(routeScale, tt.failures...)
-			signal(t, a, http.MethodGet, "/up", "", nil)
+			signal(t, a, http.MethodPost, "/up", "", nil)
 			if _, err := a.Tick(context.Background()); err != nil {
 				t.Fatalf("Tick: %v", err)
 			}
@@ -268,7 +268,7 @@ func TestTickFailedOperationIsAnError(t *testing.T) {
 	f.mu.Lock()
 	f.failOps = true
 	f.mu.Unlock()
-	signal(t, a, http.MethodGet, "/up", "", nil)
+	signal(t, a, http.MethodPost, "/up", "", nil)
 	if _, err := a.Tick(context.Background()); err == nil || !strings.Contains(err.Error(), "failure") {
 		t.Fatalf("Tick error = %v, want the failed operation", err)
 	}
@@ -281,7 +281,7 @@ func TestTickObserveFailureKeepsSignals(t *testing.T) {
 	f := newLocalCloud(t, 1)
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.RetryAttempts = 2 })
 	f.fail(routePool, cloudtest.Fault{Status: 500}, cloudtest.Fault{Status: 500})
-	signal(t, a, http.MethodGet, "/up", "", nil)
+	signal(t, a, http.MethodPost, "/up", "", nil)
 	if _, err := a.Tick(context.Background()); err == nil {
 		t.Fatal("Tick succeeded, want an error")
 	}
@@ -313,7 +313,7 @@ func TestTickHolds(t *testing.T) {
 		f := newFakeCloud(t, 1)
 		f.set(func(f *fakeCloud) { f.state = "scaling-up" })
 		a, _, _ := newTestAutoscaler(t, f, nil)
-		signal(t, a, http.MethodGet, "/up", "", nil)
+		signal(t, a, http.MethodPost, "/up", "", nil)
 		d, err := a.Tick(context.Background())
 		if err != nil || d.Reason != policy.ReasonPoolNotRunning {
 			t.Fatalf("Tick = %+v, %v; want pool-not-running", d, err)
@@ -325,7 +325,7 @@ func TestTickHolds(t *testing.T) {
 	t.Run("dry run", func(t *testing.T) {
 		f := newLocalCloud(t, 1)
 		a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.DryRun = true })
-		signal(t, a, http.MethodGet, "/up", "", nil)
+		signal(t, a, http.MethodPost, "/up", "", nil)
 		d, err := a.Tick(context.Background())
 		if err != nil || d.Action != policy.ActionScaleUp {
 			t.Fatalf("Tick = %+v, %v; want a scale-up decision", d, err)
@@ -347,12 +347,12 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 		c.Policy = policy.Webhook{Limits: policy.Limits{Min: 1, Max: 5, Cooldown: 10 * time.Minute}}
 	}
 	a, clk, _ := newTestAutoscaler(t, f, edit)
-	signal(t, a, http.MethodGet, "/up", "", nil)
+	signal(t, a, http.MethodPost, "/up", "", nil)
 	if d, err := a.Tick(context.Background()); err != nil || d.To != 2 {
 		t.Fatalf("Tick = %+v, %v; want to 2", d, err)
 	}
 	scaledAt := clk.Now()
-	signal(t, a, http.MethodGet, "/up", "", nil) // pending survives too
+	signal(t, a, http.MethodPost, "/up", "", nil) // pending survives too
 
 	b, clk2, _ := newTestAutoscaler(t, f, edit)
 	clk2.now = scaledAt.Add(5 * time.Minute)
@@ -364,7 +364,7 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 		t.Fatalf("Tick after restart = %+v, %v; want cooldown", d, err)
 	}
 	clk2.Advance(5 * time.Minute)
-	signal(t, b, http.MethodGet, "/up", "", nil)
+	signal(t, b, http.MethodPost, "/up", "", nil)
 	if d, err := b.Tick(context.Background()); err != nil || d.To != 3 {
 		t.Fatalf("Tick after cooldown = %+v, %v; want to 3", d, err)
 	}
@@ -465,7 +465,7 @@ func TestScaleInDrainsNewestThenEvicts(t *testing.T) {
 	})
 	f.set(func(f *fakeCloud) { f.svcPort = int64(app.port) })
 	newest := f.memberIDs()[2]
-	signal(t, a, http.MethodGet, "/down", "", nil)
+	signal(t, a, http.MethodPost, "/down", "", nil)
 	d, err := a.Tick(context.Background())
 	if err != nil {
 		t.Fatalf("Tick: %v", err)
@@ -496,7 +496,7 @@ func TestScaleInDrainsNewestThenEvicts(t *testing.T) {
 func TestScaleInEvictsWhenDrainFails(t *testing.T) {
 	f := newLocalCloud(t, 2)
 	a, _, logs := newTestAutoscaler(t, f, nil) // AppPort 1: connection refused
-	signal(t, a, http.MethodGet, "/down", "", nil)
+	signal(t, a, http.MethodPost, "/down", "", nil)
 	if _, err := a.Tick(context.Background()); err != nil {
 		t.Fatalf("Tick: %v", err)
 	}
@@ -516,7 +516,7 @@ func TestScaleInDrainTimeout(t *testing.T) {
 		c.AppPort = app.port
 		c.DrainTimeout = 200 * time.Millisecond
 	})
-	signal(t, a, http.MethodGet, "/down", "", nil)
+	signal(t, a, http.MethodPost, "/down", "", nil)
 	if _, err := a.Tick(context.Background()); err != nil {
 		t.Fatalf("Tick: %v", err)
 	}
@@ -532,7 +532,7 @@ func TestShutdownDuringScale(t *testing.T) {
 	f := newLocalCloud(t, 2)
 	f.fail(routeOp, cloudtest.Fault{Delay: time.Hour}) // the operation never finishes
 	a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.ShutdownTimeout = 300 * time.Millisecond })
-	signal(t, a, http.MethodGet, "/up", "", nil)
+	signal(t, a, http.MethodPost, "/up", "", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -574,7 +574,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	base := "http://" + ln.Addr().String()
-	for _, method := range []string{http.MethodGet, http.MethodPost} {
+	for _, method := range []string{http.MethodPut, http.MethodPost} {
 		req, _ := http.NewRequest(method, base+"/up", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

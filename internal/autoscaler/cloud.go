@@ -26,6 +26,7 @@ type Cloud interface {
 	EvictInstancePoolMembers(ctx context.Context, id v3.UUID, req v3.EvictInstancePoolMembersRequest) (*v3.Operation, error)
 	ListInstances(ctx context.Context, opts ...v3.ListInstancesOpt) (*v3.ListInstancesResponse, error)
 	GetInstance(ctx context.Context, id v3.UUID) (*v3.Instance, error)
+	UpdateInstance(ctx context.Context, id v3.UUID, req v3.UpdateInstanceRequest) (*v3.Operation, error)
 	GetLoadBalancerService(ctx context.Context, id v3.UUID, serviceID v3.UUID) (*v3.LoadBalancerService, error)
 	GetOperation(ctx context.Context, id v3.UUID) (*v3.Operation, error)
 }
@@ -126,43 +127,42 @@ func (c *cloudPool) getPool(ctx context.Context) (*v3.InstancePool, error) {
 }
 
 // observe returns the pool's size, state and members (with creation time and
-// public IP), retrying failed calls.
-func (c *cloudPool) observe(ctx context.Context) (policy.Pool, error) {
+// public IP) and the members' drain marks, retrying failed calls.
+func (c *cloudPool) observe(ctx context.Context) (policy.Pool, marks, error) {
 	var out policy.Pool
+	var ms marks
 	err := retry(ctx, c.backoff, c.log, "observe pool", func(ctx context.Context) error {
 		p, err := c.getPool(ctx)
 		if err != nil {
 			return err
 		}
-		members, err := c.members(ctx, p)
+		members, mks, err := c.members(ctx, p)
 		if err != nil {
 			return err
 		}
-		out = policy.Pool{Size: int(p.Size), State: string(p.State), Members: members}
+		out, ms = policy.Pool{Size: int(p.Size), State: string(p.State), Members: members}, mks
 		return nil
 	})
-	return out, err
+	return out, ms, err
 }
 
-// members resolves the pool's instances to members. Instance references in
-// the pool often carry only the ID, so details come from ListInstances
-// filtered by the pool (manager) and, for any instance missing there, from
-// GetInstance.
-func (c *cloudPool) members(ctx context.Context, p *v3.InstancePool) ([]policy.Member, error) {
+// members resolves the pool's instances to members and reads their drain
+// marks (labels). Instance references in the pool often carry only the ID,
+// and never the labels, so details come from ListInstances filtered by the
+// pool (manager) and, for any instance missing there, from GetInstance.
+func (c *cloudPool) members(ctx context.Context, p *v3.InstancePool) ([]policy.Member, marks, error) {
 	members := make([]policy.Member, 0, len(p.Instances))
-	complete := true
+	ms := make(marks, len(p.Instances))
 	for _, in := range p.Instances {
-		m := policy.Member{ID: string(in.ID), CreatedAt: in.CreatedAT, PublicIP: ipString(in.PublicIP)}
-		complete = complete && !m.CreatedAt.IsZero() && m.PublicIP != ""
-		members = append(members, m)
+		members = append(members, policy.Member{ID: string(in.ID), CreatedAt: in.CreatedAT, PublicIP: ipString(in.PublicIP)})
 	}
-	if complete {
-		return members, nil
+	if len(members) == 0 {
+		return members, ms, nil
 	}
 	list, err := c.api.ListInstances(ctx, v3.ListInstancesWithManagerID(c.id),
 		v3.ListInstancesWithManagerType(v3.ListInstancesManagerTypeInstancePool))
 	if err != nil {
-		return nil, c.note(opListInstances, err)
+		return nil, nil, c.note(opListInstances, err)
 	}
 	byID := make(map[v3.UUID]v3.ListInstancesResponseInstances, len(list.Instances))
 	for _, in := range list.Instances {
@@ -171,6 +171,7 @@ func (c *cloudPool) members(ctx context.Context, p *v3.InstancePool) ([]policy.M
 	for i, m := range members {
 		if in, ok := byID[v3.UUID(m.ID)]; ok {
 			members[i] = policy.Member{ID: m.ID, CreatedAt: in.CreatedAT, PublicIP: ipString(in.PublicIP)}
+			ms[m.ID] = readMark(in.Labels)
 			continue
 		}
 		in, err := c.api.GetInstance(ctx, v3.UUID(m.ID))
@@ -178,11 +179,12 @@ func (c *cloudPool) members(ctx context.Context, p *v3.InstancePool) ([]policy.M
 			continue // being removed; keep what the pool said
 		}
 		if err != nil {
-			return nil, c.note(opGetInstance, err)
+			return nil, nil, c.note(opGetInstance, err)
 		}
 		members[i] = policy.Member{ID: m.ID, CreatedAt: in.CreatedAT, PublicIP: ipString(in.PublicIP)}
+		ms[m.ID] = readMark(in.Labels)
 	}
-	return members, nil
+	return members, ms, nil
 }
 
 func ipString(ip net.IP) string {

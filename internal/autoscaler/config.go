@@ -13,7 +13,7 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultAddr             = ":8090"
+	DefaultAddr             = "127.0.0.1:8090"
 	DefaultInterval         = 60 * time.Second
 	DefaultMaxBody          = 1 << 20
 	DefaultDirectionLabel   = "scale"
@@ -43,8 +43,9 @@ type Config struct {
 	// on with unknown metrics.
 	Metrics MetricSource
 
-	// Addr is the HTTP listen address; "" means DefaultAddr. Ignored when
-	// Listener is set.
+	// Addr is the HTTP listen address; "" means DefaultAddr (loopback only).
+	// Ignored when Listener is set. An address beyond loopback needs
+	// AuthToken or BasicAuth, or OpenWebhooks (see CheckAccess).
 	Addr string
 	// Listener, if set, is served instead of listening on Addr; Run closes it.
 	Listener net.Listener
@@ -64,8 +65,14 @@ type Config struct {
 	AuthToken string
 	// BasicAuth, if set as "user:password", lets webhook requests in with
 	// that HTTP basic auth. With both AuthToken and BasicAuth set either
-	// works; with neither, webhooks are open.
+	// works; with neither, webhooks are open to whoever reaches the
+	// listener, which must then be on loopback (or OpenWebhooks set).
 	BasicAuth string
+	// OpenWebhooks serves the course's open contract: /up and /down also
+	// count GET as a signal, and no credentials are needed on any address.
+	// Run logs a warning at start. It excludes AuthToken and BasicAuth.
+	// HEAD and OPTIONS are never signals, open or not.
+	OpenWebhooks bool
 	// MaxBody is the largest accepted webhook body in bytes (larger gets
 	// 413); 0 means DefaultMaxBody.
 	MaxBody int64

@@ -31,7 +31,7 @@ type drainer struct {
 	cloud        *cloudPool
 	client       *http.Client
 	nlbID, svcID v3.UUID // both "" when no NLB service is configured
-	token        string  // bearer token for POST /drain; "" for none
+	token        string  // shared bearer token for POST /drain; "" for none (a member's own token wins)
 	timeout      time.Duration
 	grace        time.Duration
 	poll         time.Duration
@@ -60,9 +60,19 @@ func (d *drainer) appPort(ctx context.Context) int {
 	return d.port
 }
 
-// drain takes m out of service. It returns early, without error, when ctx is
-// done: the caller then evicts at once (the member may already answer 503).
-func (d *drainer) drain(ctx context.Context, m policy.Member) {
+// credential returns the drain token to send to a member: its own (from its
+// labels) if the cloud issued one, else the shared one.
+func (d *drainer) credential(own string) string {
+	if own != "" {
+		return own
+	}
+	return d.token
+}
+
+// drain takes m out of service; token is its drain credential. It returns
+// early, without error, when ctx is done: the caller then evicts at once
+// (the member may already answer 503).
+func (d *drainer) drain(ctx context.Context, m policy.Member, token string) {
 	log := d.log.With("member", m.ID, "ip", m.PublicIP)
 	if m.PublicIP == "" {
 		log.Warn("member has no public IP, cannot drain it before eviction")
@@ -70,7 +80,7 @@ func (d *drainer) drain(ctx context.Context, m policy.Member) {
 	}
 	start := time.Now()
 	url := "http://" + net.JoinHostPort(m.PublicIP, strconv.Itoa(d.appPort(ctx))) + "/drain"
-	if err := d.post(ctx, url); err != nil {
+	if err := d.send(ctx, http.MethodPost, url, token); err != nil {
 		log.Warn("drain request failed, evicting anyway", "url", url, "err", err)
 		return
 	}
@@ -87,24 +97,34 @@ func (d *drainer) drain(ctx context.Context, m policy.Member) {
 	log.Info("member drained", "took", time.Since(start).Round(time.Millisecond))
 }
 
-func (d *drainer) post(ctx context.Context, url string) error {
+// undrain asks m to serve again (DELETE /drain) and returns an error unless
+// it answered 2xx.
+func (d *drainer) undrain(ctx context.Context, m policy.Member, token string) error {
+	if m.PublicIP == "" {
+		return fmt.Errorf("member %s has no public IP", m.ID)
+	}
+	url := "http://" + net.JoinHostPort(m.PublicIP, strconv.Itoa(d.appPort(ctx))) + "/drain"
+	return d.send(ctx, http.MethodDelete, url, token)
+}
+
+func (d *drainer) send(ctx context.Context, method, url, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
-	if d.token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s", url, resp.Status)
+		return fmt.Errorf("%s %s: %s", method, url, resp.Status)
 	}
 	return nil
 }

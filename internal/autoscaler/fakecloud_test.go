@@ -56,6 +56,7 @@ type fakeMember struct {
 	id      string
 	created time.Time
 	ip      string
+	labels  map[string]string
 }
 
 const (
@@ -64,6 +65,7 @@ const (
 	routeEvict   = "PUT evict"
 	routeList    = "GET instance"
 	routeGetInst = "GET instance/id"
+	routeUpdInst = "PUT instance/id"
 	routeService = "GET service"
 	routeOp      = "GET operation"
 )
@@ -86,6 +88,7 @@ func newFakeCloud(t *testing.T, size int) *fakeCloud {
 	mux.HandleFunc("PUT /v2/instance-pool/{action}", f.handle("", f.poolAction))
 	mux.HandleFunc("GET /v2/instance", f.handle(routeList, f.listInstances))
 	mux.HandleFunc("GET /v2/instance/{id}", f.handle(routeGetInst, f.getInstance))
+	mux.HandleFunc("PUT /v2/instance/{id}", f.handle(routeUpdInst, f.updateInstance))
 	mux.HandleFunc("GET /v2/load-balancer/{id}/service/{sid}", f.handle(routeService, f.getService))
 	mux.HandleFunc("GET /v2/operation/{id}", f.handle(routeOp, f.getOperation))
 	f.srv = httptest.NewServer(mux)
@@ -249,8 +252,31 @@ func (f *fakeCloud) poolAction(r *http.Request) (int, any) {
 
 func (f *fakeCloud) instanceJSON(m fakeMember) map[string]any {
 	return map[string]any{"id": m.id, "name": "pool-" + m.id[len(m.id)-4:], "state": "running",
-		"created-at": m.created.Format(time.RFC3339), "public-ip": m.ip,
+		"created-at": m.created.Format(time.RFC3339), "public-ip": m.ip, "labels": m.labels,
 		"manager": map[string]string{"id": f.poolID, "type": "instance-pool"}}
+}
+
+// updateInstance replaces a member's labels (update-instance).
+func (f *fakeCloud) updateInstance(r *http.Request) (int, any) {
+	var req struct {
+		Labels map[string]string `json:"labels"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return http.StatusBadRequest, map[string]string{"message": "bad body"}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range f.members {
+		if m.id == r.PathValue("id") {
+			if req.Labels != nil {
+				f.members[i].labels = req.Labels
+			}
+			opID := fmt.Sprintf("7b6c1a1e-0000-4000-8000-%012d", 900+len(f.ops))
+			f.ops[opID] = "pending"
+			return http.StatusOK, map[string]any{"id": opID, "state": "pending", "reference": map[string]string{"id": m.id}}
+		}
+	}
+	return http.StatusNotFound, map[string]string{"message": "instance not found"}
 }
 
 func (f *fakeCloud) listInstances(r *http.Request) (int, any) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,10 +20,11 @@ import (
 
 // Handler returns the autoscaler's HTTP endpoints:
 //
-//   - /up, /down (any method): record a scale-up or scale-down signal. An
-//     optional JSON body that is an Alertmanager or Grafana alert payload with
-//     no firing alert (resolved only) is ignored; a body that is not JSON is
-//     rejected with 400.
+//   - /up, /down (POST or PUT; GET too with Config.OpenWebhooks; never HEAD
+//     or OPTIONS): record a scale-up or scale-down signal. An optional JSON
+//     body that is an Alertmanager or Grafana alert payload reporting nothing
+//     firing (resolved, Grafana state "ok") is ignored; a body that is not
+//     JSON is rejected with 400.
 //   - /webhook (POST or PUT, JSON): an Alertmanager v4 or Grafana
 //     unified-alerting payload; each firing alert's direction comes from its
 //     DirectionLabel label or DirectionAnnotation annotation.
@@ -30,15 +32,15 @@ import (
 //   - GET / : the read-only HTML status page (status.go), behind the same
 //     credentials as the webhooks.
 //
-// Webhook endpoints answer 401 without the configured credentials, 413 for
-// a body over MaxBody (refused unread when its Content-Length says so), 503
-// while webhookBodies other bodies are being read, and 400 for a malformed
-// payload, recording nothing.
+// Webhook endpoints answer 405 for another method, 401 without the
+// configured credentials, 413 for a body over MaxBody (refused unread when
+// its Content-Length says so), 503 while webhookBodies other bodies are
+// being read, and 400 for a malformed payload, recording nothing.
 func (a *Autoscaler) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/up", a.webhook("/up", a.handleSignal(policy.Up)))
-	mux.Handle("/down", a.webhook("/down", a.handleSignal(policy.Down)))
-	mux.Handle("/webhook", a.webhook("/webhook", a.handleAlerts))
+	mux.Handle("/up", a.webhook("/up", a.signalMethods(), a.handleSignal(policy.Up)))
+	mux.Handle("/down", a.webhook("/down", a.signalMethods(), a.handleSignal(policy.Down)))
+	mux.Handle("/webhook", a.webhook("/webhook", []string{http.MethodPost, http.MethodPut}, a.handleAlerts))
 	mux.HandleFunc("GET /status", a.handleStatus)
 	mux.Handle("GET /{$}", a.statusPage()) // HTML status page (status.go)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
@@ -64,16 +66,31 @@ const webhookHeaderBytes = 16 << 10
 // label for metrics. body is valid only until it returns.
 type webhookFunc func(w http.ResponseWriter, r *http.Request, body []byte) string
 
-// webhook wraps h with authentication, the body size limit and the webhook
-// counter.
-func (a *Autoscaler) webhook(endpoint string, h webhookFunc) http.Handler {
+// signalMethods are the methods /up and /down count as a signal: POST and
+// PUT, and GET for the course's open contract (Config.OpenWebhooks). HEAD
+// and OPTIONS never are: a browser or proxy sends them on its own.
+func (a *Autoscaler) signalMethods() []string {
+	if a.cfg.OpenWebhooks {
+		return []string{http.MethodPost, http.MethodPut, http.MethodGet}
+	}
+	return []string{http.MethodPost, http.MethodPut}
+}
+
+// webhook wraps h with the method check, authentication, the body size
+// limit and the webhook counter.
+func (a *Autoscaler) webhook(endpoint string, methods []string, h webhookFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		result := a.serveWebhook(w, r, h)
+		result := a.serveWebhook(w, r, methods, h)
 		a.metrics.webhooks.WithLabelValues(endpoint, result).Inc()
 	})
 }
 
-func (a *Autoscaler) serveWebhook(w http.ResponseWriter, r *http.Request, h webhookFunc) string {
+func (a *Autoscaler) serveWebhook(w http.ResponseWriter, r *http.Request, methods []string, h webhookFunc) string {
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "use "+strings.Join(methods, " or ")+"; "+r.Method+" is never a signal")
+		return hookBadMethod
+	}
 	if !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="tidepool-autoscaler", charset="UTF-8"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong credentials")
@@ -98,8 +115,9 @@ func (a *Autoscaler) serveWebhook(w http.ResponseWriter, r *http.Request, h webh
 	return h(w, r, body)
 }
 
-// authorized checks the bearer token or basic auth credentials, if any are
-// configured, in constant time.
+// authorized checks the bearer token or basic auth credentials in constant
+// time. Without credentials configured, webhooks are open: New allows that
+// only on loopback or with OpenWebhooks (Config.CheckAccess).
 func (a *Autoscaler) authorized(r *http.Request) bool {
 	if a.cfg.AuthToken == "" && a.cfg.BasicAuth == "" {
 		return true
@@ -145,7 +163,11 @@ func (a *Autoscaler) handleSignal(dir policy.Direction) webhookFunc {
 				a.log.Warn("webhook rejected: malformed payload", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 				return hookMalformed
 			case len(p.firing()) == 0:
-				reply = signalReply{Status: hookIgnored, Ignored: len(*p.Alerts), Reason: "no firing alert (resolved)", Pending: a.signals.peek()}
+				why := p.notFiringReason()
+				if why == "" {
+					why = "no firing alert (resolved)"
+				}
+				reply = signalReply{Status: hookIgnored, Ignored: p.size(), Reason: why, Pending: a.signals.peek()}
 				a.log.Info("signal ignored", "path", r.URL.Path, "reason", reply.Reason, "remote", r.RemoteAddr)
 				writeJSON(w, http.StatusOK, reply)
 				return hookIgnored
@@ -166,11 +188,6 @@ func (a *Autoscaler) handleSignal(dir policy.Direction) webhookFunc {
 }
 
 func (a *Autoscaler) handleAlerts(w http.ResponseWriter, r *http.Request, body []byte) string {
-	if r.Method != http.MethodPost && r.Method != http.MethodPut {
-		w.Header().Set("Allow", "POST, PUT")
-		writeError(w, http.StatusMethodNotAllowed, "use POST or PUT with an Alertmanager or Grafana JSON payload")
-		return hookBadMethod
-	}
 	p, err := parseAlertPayload(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -178,7 +195,7 @@ func (a *Autoscaler) handleAlerts(w http.ResponseWriter, r *http.Request, body [
 		return hookMalformed
 	}
 	firing := p.firing()
-	reply := signalReply{Ignored: len(*p.Alerts) - len(firing)}
+	reply := signalReply{Ignored: p.size() - len(firing)}
 	var reasons []string
 	if reply.Ignored > 0 {
 		reasons = append(reasons, fmt.Sprintf("%d resolved", reply.Ignored))
@@ -204,6 +221,9 @@ func (a *Autoscaler) handleAlerts(w http.ResponseWriter, r *http.Request, body [
 		reply.Status, reply.Pending = hookIgnored, a.signals.peek()
 		if len(firing) == 0 {
 			reply.Reason = "no firing alert (resolved)"
+			if why := p.notFiringReason(); why != "" {
+				reply.Reason = why
+			}
 		}
 		a.log.Info("signal ignored", "path", r.URL.Path, "reason", reply.Reason, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, reply)

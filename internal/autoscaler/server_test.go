@@ -29,8 +29,12 @@ func TestWebhookEndpoints(t *testing.T) {
 	amResolved := readTestdata(t, "alertmanager-v4-resolved.json")
 	grafanaDown := readTestdata(t, "grafana-firing-down.json")
 	grafanaMixed := readTestdata(t, "grafana-mixed.json")
+	grafanaLegacyOK := readTestdata(t, "grafana-legacy-ok.json")
+	grafanaLegacyAlerting := readTestdata(t, "grafana-legacy-alerting.json")
+	grafanaResolved := readTestdata(t, "grafana-resolved.json")
 	tests := []struct {
 		name        string
+		open        bool // Config.OpenWebhooks
 		method      string
 		path        string
 		body        string
@@ -38,39 +42,61 @@ func TestWebhookEndpoints(t *testing.T) {
 		wantPending policy.Pending
 		wantStatus  string // reply "status" for 200s
 	}{
-		{"GET /up", http.MethodGet, "/up", "", 200, policy.Pending{Up: 1}, "recorded"},
-		{"POST /up", http.MethodPost, "/up", "", 200, policy.Pending{Up: 1}, "recorded"},
-		{"PUT /down", http.MethodPut, "/down", "", 200, policy.Pending{Down: 1}, "recorded"},
-		{"HEAD /down", http.MethodHead, "/down", "", 200, policy.Pending{Down: 1}, ""},
-		{"/up with Alertmanager payload", http.MethodPost, "/up", amUp, 200, policy.Pending{Up: 1}, "recorded"},
-		{"/down with Grafana payload counts as down", http.MethodPost, "/down", grafanaDown, 200, policy.Pending{Down: 1}, "recorded"},
-		{"/up with resolved payload is ignored", http.MethodPost, "/up", amResolved, 200, policy.Pending{}, "ignored"},
-		{"/up with other JSON", http.MethodPost, "/up", `{"hello": "world"}`, 200, policy.Pending{Up: 1}, "recorded"},
-		{"/up with whitespace body", http.MethodPost, "/up", " \n", 200, policy.Pending{Up: 1}, "recorded"},
-		{"/up malformed", http.MethodPost, "/up", `{"alerts": [`, 400, policy.Pending{}, ""},
-		{"/up not JSON", http.MethodPost, "/up", `scale=up`, 400, policy.Pending{}, ""},
-		{"/up JSON array", http.MethodPost, "/up", `[1, 2]`, 400, policy.Pending{}, ""},
-		{"/up trailing data", http.MethodPost, "/up", `{} {}`, 400, policy.Pending{}, ""},
-		{"webhook Alertmanager up", http.MethodPost, "/webhook", amUp, 200, policy.Pending{Up: 1}, "recorded"},
-		{"webhook Grafana down", http.MethodPost, "/webhook", grafanaDown, 200, policy.Pending{Down: 1}, "recorded"},
-		{"webhook Grafana PUT", http.MethodPut, "/webhook", grafanaDown, 200, policy.Pending{Down: 1}, "recorded"},
-		{"webhook direction from annotation, others ignored", http.MethodPost, "/webhook", grafanaMixed, 200, policy.Pending{Up: 1}, "recorded"},
-		{"webhook resolved ignored", http.MethodPost, "/webhook", amResolved, 200, policy.Pending{}, "ignored"},
-		{"webhook without direction ignored", http.MethodPost, "/webhook",
+		{"GET /up is not a signal", false, http.MethodGet, "/up", "", 405, policy.Pending{}, ""},
+		{"GET /down is not a signal", false, http.MethodGet, "/down", "", 405, policy.Pending{}, ""},
+		{"GET /up with the open contract", true, http.MethodGet, "/up", "", 200, policy.Pending{Up: 1}, "recorded"},
+		{"POST /up", false, http.MethodPost, "/up", "", 200, policy.Pending{Up: 1}, "recorded"},
+		{"PUT /down", false, http.MethodPut, "/down", "", 200, policy.Pending{Down: 1}, "recorded"},
+		{"HEAD /down", false, http.MethodHead, "/down", "", 405, policy.Pending{}, ""},
+		{"HEAD /up with the open contract", true, http.MethodHead, "/up", "", 405, policy.Pending{}, ""},
+		{"OPTIONS /up", false, http.MethodOptions, "/up", "", 405, policy.Pending{}, ""},
+		{"OPTIONS /up with the open contract", true, http.MethodOptions, "/up", "", 405, policy.Pending{}, ""},
+		{"DELETE /down", false, http.MethodDelete, "/down", "", 405, policy.Pending{}, ""},
+		{"/up with Grafana legacy ok is ignored", false, http.MethodPost, "/up", grafanaLegacyOK, 200, policy.Pending{}, "ignored"},
+		{"/up with Grafana legacy alerting", false, http.MethodPost, "/up", grafanaLegacyAlerting, 200, policy.Pending{Up: 1}, "recorded"},
+		{"/down with Grafana resolved is ignored", false, http.MethodPost, "/down", grafanaResolved, 200, policy.Pending{}, "ignored"},
+		{"/up with status resolved and no alerts is ignored", false, http.MethodPost, "/up", `{"status":"resolved"}`, 200, policy.Pending{}, "ignored"},
+		{"/up with state ok and no alerts is ignored", false, http.MethodPost, "/up", `{"state":"ok"}`, 200, policy.Pending{}, "ignored"},
+		{"/up with state no_data is ignored", false, http.MethodPost, "/up", `{"state":"no_data","ruleName":"x"}`, 200, policy.Pending{}, "ignored"},
+		{"/up with status firing and no alerts", false, http.MethodPost, "/up", `{"status":"firing"}`, 200, policy.Pending{Up: 1}, "recorded"},
+		{"/up firing alerts but payload resolved is ignored", false, http.MethodPost, "/up",
+			`{"status":"resolved","alerts":[{"status":"firing","labels":{"scale":"up"}}]}`, 200, policy.Pending{}, "ignored"},
+		{"/up firing alerts but Grafana state ok is ignored", false, http.MethodPost, "/up",
+			`{"state":"ok","alerts":[{"status":"firing","labels":{"scale":"up"}}]}`, 200, policy.Pending{}, "ignored"},
+		{"webhook Grafana legacy ok is ignored", false, http.MethodPost, "/webhook", grafanaLegacyOK, 200, policy.Pending{}, "ignored"},
+		{"webhook Grafana legacy alerting reads its tags", false, http.MethodPost, "/webhook", grafanaLegacyAlerting, 200, policy.Pending{Up: 1}, "recorded"},
+		{"webhook Grafana resolved is ignored", false, http.MethodPost, "/webhook", grafanaResolved, 200, policy.Pending{}, "ignored"},
+		{"webhook status resolved without alerts is ignored", false, http.MethodPost, "/webhook", `{"status":"resolved"}`, 200, policy.Pending{}, "ignored"},
+		{"webhook HEAD", false, http.MethodHead, "/webhook", "", 405, policy.Pending{}, ""},
+		{"/up with Alertmanager payload", false, http.MethodPost, "/up", amUp, 200, policy.Pending{Up: 1}, "recorded"},
+		{"/down with Grafana payload counts as down", false, http.MethodPost, "/down", grafanaDown, 200, policy.Pending{Down: 1}, "recorded"},
+		{"/up with resolved payload is ignored", false, http.MethodPost, "/up", amResolved, 200, policy.Pending{}, "ignored"},
+		{"/up with other JSON", false, http.MethodPost, "/up", `{"hello": "world"}`, 200, policy.Pending{Up: 1}, "recorded"},
+		{"/up with whitespace body", false, http.MethodPost, "/up", " \n", 200, policy.Pending{Up: 1}, "recorded"},
+		{"/up malformed", false, http.MethodPost, "/up", `{"alerts": [`, 400, policy.Pending{}, ""},
+		{"/up not JSON", false, http.MethodPost, "/up", `scale=up`, 400, policy.Pending{}, ""},
+		{"/up JSON array", false, http.MethodPost, "/up", `[1, 2]`, 400, policy.Pending{}, ""},
+		{"/up trailing data", false, http.MethodPost, "/up", `{} {}`, 400, policy.Pending{}, ""},
+		{"webhook Alertmanager up", false, http.MethodPost, "/webhook", amUp, 200, policy.Pending{Up: 1}, "recorded"},
+		{"webhook Grafana down", false, http.MethodPost, "/webhook", grafanaDown, 200, policy.Pending{Down: 1}, "recorded"},
+		{"webhook Grafana PUT", false, http.MethodPut, "/webhook", grafanaDown, 200, policy.Pending{Down: 1}, "recorded"},
+		{"webhook direction from annotation, others ignored", false, http.MethodPost, "/webhook", grafanaMixed, 200, policy.Pending{Up: 1}, "recorded"},
+		{"webhook resolved ignored", false, http.MethodPost, "/webhook", amResolved, 200, policy.Pending{}, "ignored"},
+		{"webhook without direction ignored", false, http.MethodPost, "/webhook",
 			`{"status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X"}}]}`, 200, policy.Pending{}, "ignored"},
-		{"webhook bad direction ignored", http.MethodPost, "/webhook",
+		{"webhook bad direction ignored", false, http.MethodPost, "/webhook",
 			`{"status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X","scale":"sideways"}}]}`, 200, policy.Pending{}, "ignored"},
-		{"webhook alert status from payload", http.MethodPost, "/webhook",
+		{"webhook alert status from payload", false, http.MethodPost, "/webhook",
 			`{"status":"firing","alerts":[{"labels":{"scale":"DOWN"}}]}`, 200, policy.Pending{Down: 1}, "recorded"},
-		{"webhook empty body", http.MethodPost, "/webhook", "", 400, policy.Pending{}, ""},
-		{"webhook not an alert payload", http.MethodPost, "/webhook", `{"hello":"world"}`, 400, policy.Pending{}, ""},
-		{"webhook malformed", http.MethodPost, "/webhook", amUp[:len(amUp)/2], 400, policy.Pending{}, ""},
-		{"webhook GET", http.MethodGet, "/webhook", "", 405, policy.Pending{}, ""},
+		{"webhook empty body", false, http.MethodPost, "/webhook", "", 400, policy.Pending{}, ""},
+		{"webhook not an alert payload", false, http.MethodPost, "/webhook", `{"hello":"world"}`, 400, policy.Pending{}, ""},
+		{"webhook malformed", false, http.MethodPost, "/webhook", amUp[:len(amUp)/2], 400, policy.Pending{}, ""},
+		{"webhook GET", false, http.MethodGet, "/webhook", "", 405, policy.Pending{}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := noCloud{t}
-			a, _, _ := newTestAutoscaler(t, f, nil)
+			a, _, _ := newTestAutoscaler(t, f, func(c *Config) { c.OpenWebhooks = tt.open })
 			code, reply := signal(t, a, tt.method, tt.path, tt.body, map[string]string{"Content-Type": "application/json"})
 			if code != tt.wantCode {
 				t.Fatalf("%s %s = %d, want %d (reply %v)", tt.method, tt.path, code, tt.wantCode, reply)
@@ -182,12 +208,12 @@ func TestWebhookBodyLimit(t *testing.T) {
 func TestStatusAndMetrics(t *testing.T) {
 	f := newLocalCloud(t, 1)
 	a, _, _ := newTestAutoscaler(t, f, nil)
-	signal(t, a, http.MethodGet, "/up", "", nil)
+	signal(t, a, http.MethodPost, "/up", "", nil)
 	signal(t, a, http.MethodPost, "/webhook", "{", nil)
 	if _, err := a.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, a, http.MethodGet, "/down", "", nil)
+	signal(t, a, http.MethodPost, "/down", "", nil)
 
 	code, st := signal(t, a, http.MethodGet, "/status", "", nil)
 	if code != 200 {
@@ -225,7 +251,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	}
 }
 
-// BenchmarkSignal measures GET /up ("answer 200 quickly"), with and without
+// BenchmarkSignal measures POST /up ("answer 200 quickly"), with and without
 // the state file written after every signal.
 func BenchmarkSignal(b *testing.B) {
 	for _, withState := range []bool{false, true} {
@@ -239,13 +265,13 @@ func BenchmarkSignal(b *testing.B) {
 				b.Fatal(err)
 			}
 			h := a.Handler()
-			req := httptest.NewRequest(http.MethodGet, "/up", nil)
+			req := httptest.NewRequest(http.MethodPost, "/up", nil)
 			b.ReportAllocs()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK {
-					b.Fatalf("GET /up = %d", rec.Code)
+					b.Fatalf("POST /up = %d", rec.Code)
 				}
 			}
 		})

@@ -15,10 +15,12 @@ import (
 )
 
 // persisted is what survives a restart: the last scaling time (so the
-// cooldown holds across restarts) and the signals not yet acted on.
+// cooldown holds across restarts), the signals not yet acted on and the
+// change in progress (see intent.go).
 type persisted struct {
 	LastScale time.Time      `json:"last_scale,omitzero"`
 	Pending   policy.Pending `json:"pending"`
+	Intent    *Intent        `json:"intent,omitempty"`
 }
 
 // stateFile publishes persisted state atomically (internal/atomicfile), and
@@ -50,6 +52,11 @@ func (s *stateFile) load() (persisted, error) {
 	}
 	if st.Pending.Up < 0 || st.Pending.Down < 0 {
 		return persisted{}, fmt.Errorf("state file %s is corrupt (fix or remove it): negative pending signals", s.path)
+	}
+	if st.Intent != nil {
+		if err := st.Intent.validate(); err != nil {
+			return persisted{}, fmt.Errorf("state file %s is corrupt (fix or remove it): %w", s.path, err)
+		}
 	}
 	s.mu.Lock()
 	s.last = bytes.TrimSpace(data)

@@ -32,11 +32,11 @@ func TestStatusPage(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "No decision yet") {
 		t.Errorf("before a tick: %d, want 200 and no decision\n%s", code, body)
 	}
-	signal(t, a, http.MethodGet, "/up", "", nil)
+	signal(t, a, http.MethodPost, "/up", "", nil)
 	if _, err := a.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, a, http.MethodGet, "/down", "", nil)
+	signal(t, a, http.MethodPost, "/down", "", nil)
 	code, body = page(t, a, "")
 	if code != http.StatusOK {
 		t.Fatalf("GET / = %d, want 200", code)

@@ -3,14 +3,14 @@ package autoscaler
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	v3 "github.com/exoscale/egoscale/v3"
 )
 
 // Validate reports the first configuration error New would return (no cloud
-// client, IDs that are not UUIDs, malformed basic auth, an app port out of
-// range, an invalid policy). It does no I/O: the state file is read by New.
+// client, IDs that are not UUIDs, webhooks open beyond loopback or
+// malformed basic auth (CheckAccess), an app port out of range, an invalid
+// policy). It does no I/O: the state file is read by New.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	if c.Cloud == nil {
@@ -27,8 +27,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("autoscaler: %s %q is not a UUID", name, id)
 		}
 	}
-	if c.BasicAuth != "" && !strings.Contains(c.BasicAuth, ":") {
-		return errors.New("autoscaler: basic auth must be user:password")
+	if err := c.CheckAccess(); err != nil {
+		return fmt.Errorf("autoscaler: %w", err)
 	}
 	if c.AppPort < 0 || c.AppPort > 65535 {
 		return fmt.Errorf("autoscaler: app port %d out of range", c.AppPort)

@@ -165,7 +165,7 @@ func (c *Cloud) createStandalone(r *http.Request) (any, error) {
 	s := &standaloneRecord{
 		ID: newUUID(), Zone: zoneOf(r), Name: req.Name, State: stateRunning, InstanceTypeID: req.InstanceType.ID,
 		TemplateID: req.Template.ID, DiskSize: *req.DiskSize, PublicIPAssignment: req.PublicIPAssignment,
-		Labels: req.Labels, SecurebootEnabled: req.SecurebootEnabled, TPMEnabled: req.TPMEnabled,
+		Labels: withoutReserved(req.Labels), SecurebootEnabled: req.SecurebootEnabled, TPMEnabled: req.TPMEnabled,
 	}
 	if req.UserData != nil {
 		s.UserData = *req.UserData
@@ -217,15 +217,24 @@ func (c *Cloud) createStandalone(r *http.Request) (any, error) {
 	return c.doneOpLocked(r, "create-instance", s.ID, instanceLink(s.ID)), nil
 }
 
-// updateStandalone serves PUT /instance/{id} (update-instance) for
-// standalone instances; pool members belong to their pool (400).
-func (c *Cloud) updateStandalone(r *http.Request) (any, error) {
+// updateInstance serves PUT /instance/{id} (update-instance) for standalone
+// instances and pool members alike. Labels, when present and not null,
+// replace the instance's ({} removes them all), except DrainTokenLabel,
+// which cannot be set or removed: a member always shows the cloud's token.
+// A standalone instance takes name, user-data and public-ip-assignment too;
+// a pool member takes its name, and its user-data and public-ip-assignment
+// are checked but belong to its pool's template (no effect). The change is
+// saved before the answer (the autoscaler's draining mark must survive a
+// restart of the cloud).
+func (c *Cloud) updateInstance(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	var req struct {
 		Name               *string           `json:"name"`
 		UserData           *string           `json:"user-data"`
 		PublicIPAssignment *string           `json:"public-ip-assignment"`
 		Labels             map[string]string `json:"labels"`
+		// Accepted, no effect (there is no disk to snapshot).
+		ApplicationConsistentSnapshotEnabled *bool `json:"application-consistent-snapshot-enabled"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
@@ -245,25 +254,44 @@ func (c *Cloud) updateStandalone(r *http.Request) (any, error) {
 			return nil, err
 		}
 	}
+	labels := withoutReserved(req.Labels)
+	if len(labels) > maxInstanceLabels {
+		return nil, errorf(http.StatusBadRequest, "too many labels: %d, at most %d", len(labels), maxInstanceLabels)
+	}
+	zone := zoneOf(r)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, err := c.standaloneForUpdateLocked(zoneOf(r), id)
-	if err != nil {
-		return nil, err
+	if s, ok := lookupZonal(c.res.standalone, zone, id); ok {
+		if req.Name != nil {
+			s.Name = *req.Name
+		}
+		if req.UserData != nil {
+			s.UserData = *req.UserData
+		}
+		if req.PublicIPAssignment != nil {
+			s.PublicIPAssignment = *req.PublicIPAssignment
+		}
+		if labels != nil {
+			s.Labels = labels
+		}
+		c.log.Info("standalone instance updated", "instance", id)
+	} else {
+		m := c.instances[id]
+		if m == nil || m.rec.Zone != zone {
+			return nil, notFound("instance", id)
+		}
+		if req.Name != nil {
+			m.rec.Name = *req.Name
+		}
+		if labels != nil {
+			if len(labels) == 0 {
+				labels = nil
+			}
+			m.rec.Labels = labels
+		}
+		c.log.Info("pool member updated", "instance", id, "pool", m.rec.PoolID, "labels", len(labels))
 	}
-	if req.Name != nil {
-		s.Name = *req.Name
-	}
-	if req.UserData != nil {
-		s.UserData = *req.UserData
-	}
-	if req.PublicIPAssignment != nil {
-		s.PublicIPAssignment = *req.PublicIPAssignment
-	}
-	if req.Labels != nil {
-		s.Labels = req.Labels
-	}
-	c.log.Info("standalone instance updated", "instance", id)
+	c.saveLocked()
 	return c.doneOpLocked(r, "update-instance", id, instanceLink(id)), nil
 }
 

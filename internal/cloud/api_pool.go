@@ -23,6 +23,7 @@ func (c *Cloud) poolRoutes() []route {
 		// Pool members and standalone instances (api_instance.go) alike.
 		{"GET", "/instance", c.listAllInstances},
 		{"GET", "/instance/{id}", c.getAnyInstance},
+		{"PUT", "/instance/{id}", c.updateInstance},
 		{"DELETE", "/instance/{id}", c.deleteAnyInstance},
 	}
 }
@@ -381,7 +382,7 @@ func (c *Cloud) instanceAPILocked(inst *instance) apiInstance {
 	out := apiInstance{
 		ID: inst.rec.ID, Name: inst.rec.Name, State: inst.state, PublicIP: inst.rec.IP.String(),
 		PublicIPAssignment: "inet4", MACAddress: macAddress(inst.rec.IP), CreatedAt: inst.rec.CreatedAt,
-		DiskSize: inst.rec.DiskSize,
+		DiskSize: inst.rec.DiskSize, Labels: c.instanceLabelsLocked(inst),
 	}
 	if inst.rec.PoolID != "" {
 		out.Manager = &apiManager{ID: inst.rec.PoolID, Type: "instance-pool"}

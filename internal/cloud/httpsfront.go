@@ -278,7 +278,8 @@ func (f *HTTPSFront) connect(w http.ResponseWriter, r *http.Request, tunnels *tu
 		f.log.Warn("https front: hijack failed", "err", err)
 		return
 	}
-	if _, err := rw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n"); err == nil {
+	_, err = rw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
+	if err == nil {
 		err = rw.Flush()
 	}
 	if err != nil {

@@ -594,7 +594,7 @@ func (p *celParser) postfix() (celExpr, error) {
 	for p.peek(".") {
 		p.pos++
 		if p.pos >= len(p.toks) || p.toks[p.pos].kind != 'i' {
-			return nil, errors.New("want a name after .")
+			return nil, errors.New("want a name after the dot")
 		}
 		name := p.toks[p.pos].text
 		p.pos++

@@ -118,8 +118,18 @@ func TestIAMAgentsKey(t *testing.T) {
 		t.Fatalf("pool after scale: size %d, %d instances; want 2 and 2", pool.Size, len(pool.Instances))
 	}
 	victim := pool.Instances[1].ID
-	if _, err := agent.GetInstance(ctx, victim); err != nil {
+	// The autoscaler's draining mark: a label on the member it drains.
+	uop, err := agent.UpdateInstance(ctx, victim, v3.UpdateInstanceRequest{Labels: v3.Labels{"tidepool-draining": "1"}})
+	if err != nil {
+		t.Fatalf("update-instance: %v", err)
+	}
+	if _, err := agent.Wait(ctx, uop, v3.OperationStateSuccess); err != nil {
+		t.Fatalf("wait update-instance: %v", err)
+	}
+	if inst, err := agent.GetInstance(ctx, victim); err != nil {
 		t.Errorf("get-instance: %v", err)
+	} else if inst.Labels["tidepool-draining"] != "1" {
+		t.Errorf("labels after update-instance: %v, want tidepool-draining=1", inst.Labels)
 	}
 	eop, err := agent.EvictInstancePoolMembers(ctx, poolID, v3.EvictInstancePoolMembersRequest{Instances: []v3.UUID{victim}})
 	if err != nil {

@@ -18,6 +18,9 @@ type instance struct {
 	leave   leaveReason
 	stop    chan struct{} // closed when leave is set
 	started bool          // a worker runs for it
+	// drainToken is the member's drain credential (drainTokenLocked); it is
+	// not persisted: a restored member is a new process with a new token.
+	drainToken string
 }
 
 // requestLeaveLocked asks a member's worker to stop it for reason; a member
@@ -71,7 +74,8 @@ func (c *Cloud) memberSpecLocked(inst *instance) member.Spec {
 	if t, ok := findInstanceType(inst.rec.InstanceTypeID); ok {
 		cpus = float64(t.CPUs) * c.cfg.CPUPerVCPU
 	}
-	return member.Spec{ID: inst.rec.ID, IP: inst.rec.IP, AppPort: c.cfg.AppPort, MetricsPort: c.cfg.MetricsPort, CPUs: cpus}
+	return member.Spec{ID: inst.rec.ID, IP: inst.rec.IP, AppPort: c.cfg.AppPort, MetricsPort: c.cfg.MetricsPort, CPUs: cpus,
+		Env: []string{DrainTokenEnv + "=" + c.drainTokenLocked(inst)}}
 }
 
 // memberEnd is why a member's serving phase ended.

@@ -14,6 +14,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"tidepool/internal/cloud"
 	"tidepool/internal/cloud/cloudtest"
 	"tidepool/internal/cloud/nlb"
 )
@@ -131,11 +132,24 @@ func TestNLBServiceFollowsHealthyMembers(t *testing.T) {
 			kept = id
 		}
 	}
-	resp, err = http.Post("http://"+ipOf[sick]+":8080/drain", "text/plain", nil)
+	// The member drains only with its own token, read from the API.
+	inst, err := c.GetInstance(ctx, v3.UUID(sick))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+ipOf[sick]+":8080/drain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+inst.Labels[cloud.DrainTokenLabel])
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /drain with the member's token = %d, want 200", resp.StatusCode)
+	}
 	waitFor(t, time.Minute, "failed health check of "+sick, func() (bool, string) {
 		h, err := serviceHealth(ctx, c, nlbID, serviceID)
 		if err != nil {

@@ -5,6 +5,7 @@ package cloud
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 )
@@ -121,6 +122,7 @@ func (c *Cloud) reconcilePoolLocked(ctx context.Context, p *pool, now time.Time)
 				TemplateID:     p.rec.TemplateID,
 				DiskSize:       p.rec.DiskSize,
 				CreatedAt:      now.UTC(),
+				Labels:         maps.Clone(p.rec.Labels), // members carry their pool's labels, as on Exoscale
 			},
 			state: stateStarting,
 			stop:  make(chan struct{}),

@@ -188,11 +188,11 @@ func (c *Cloud) resourceRoutes() []route {
 		{"PUT", "/elastic-ip/{id}", c.updateElasticIP},
 		{"DELETE", "/elastic-ip/{id}", c.deleteElasticIP},
 
-		// GET /instance, GET and DELETE /instance/{id} answer for pool
+		// GET /instance, GET, PUT and DELETE /instance/{id} answer for pool
 		// members and standalone instances alike: poolRoutes lists them
-		// (listAllInstances, getAnyInstance, deleteAnyInstance).
+		// (listAllInstances, getAnyInstance, updateInstance,
+		// deleteAnyInstance).
 		{"POST", "/instance", c.createStandalone},
-		{"PUT", "/instance/{id}", c.updateStandalone},
 		{"PUT", "/instance/{id}:start", c.instanceAction("start")},
 		{"PUT", "/instance/{id}:stop", c.instanceAction("stop")},
 		{"PUT", "/instance/{id}:reboot", c.instanceAction("reboot")},

@@ -161,8 +161,13 @@ func TestRecordsEveryEndpoint(t *testing.T) {
 	refused("StartInstance of a running instance", v3.ErrConflict, err)
 	op, err = c.RebootInstance(ctx, inst)
 	wait("RebootInstance", op, err)
-	op, err = c.UpdateInstance(ctx, inst, v3.UpdateInstanceRequest{Name: "monitoring-2", Labels: v3.Labels{"role": "monitoring"}})
+	// The update-instance of pool members (instance_labels_test.go) serves
+	// standalone instances too; the drain-token label is reserved on both.
+	op, err = c.UpdateInstance(ctx, inst, v3.UpdateInstanceRequest{Name: "monitoring-2", Labels: v3.Labels{"role": "monitoring", cloud.DrainTokenLabel: "forged"}})
 	wait("UpdateInstance", op, err)
+	if upd, err := c.GetInstance(ctx, inst); err != nil || upd.Name != "monitoring-2" || len(upd.Labels) != 1 || upd.Labels["role"] != "monitoring" {
+		t.Errorf("after UpdateInstance: %+v, %v; want name monitoring-2 and only the label role=monitoring", upd, err)
+	}
 	op, err = c.DetachInstanceFromSecurityGroup(ctx, sg, v3.DetachInstanceFromSecurityGroupRequest{Instance: &v3.Instance{ID: inst}})
 	wait("DetachInstanceFromSecurityGroup", op, err)
 	op, err = c.AttachInstanceToSecurityGroup(ctx, sg, v3.AttachInstanceToSecurityGroupRequest{Instance: &v3.Instance{ID: inst}})
@@ -427,7 +432,7 @@ func TestRecordZones(t *testing.T) {
 	}
 	_, err = fra.UpdateInstance(ctx, member, v3.UpdateInstanceRequest{Name: "renamed"})
 	if !errors.Is(err, v3.ErrNotFound) {
-		t.Errorf("update of a %s member through de-fra-1: err = %v, want 404 (in its zone: 400)", env.Zone, err)
+		t.Errorf("update of a %s member through de-fra-1: err = %v, want 404 (it is updated in its own zone only)", env.Zone, err)
 	}
 
 	op, err = fra.CreateSecurityGroup(ctx, v3.CreateSecurityGroupRequest{Name: "global"})

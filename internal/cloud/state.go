@@ -63,6 +63,9 @@ type instanceRecord struct {
 	TemplateID     string     `json:"template"`
 	DiskSize       int64      `json:"disk-size"`
 	CreatedAt      time.Time  `json:"created-at"`
+	// Labels are the instance's labels (the pool's at creation, then
+	// PUT /instance/{id}); DrainTokenLabel is not among them.
+	Labels map[string]string `json:"labels,omitempty"`
 	// PID is the member process while one runs; a later run kills it if it
 	// survived (after checking /proc/PID/cmdline still names this member).
 	PID int `json:"pid,omitempty"`

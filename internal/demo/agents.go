@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -42,8 +43,15 @@ func (s *session) runDiscover(ctx context.Context, ready func()) error {
 // runAutoscaler is the autoscaler phase: the demo's policy on a 127.0.0.1
 // port, reading the pool CPU from the monitoring phase's Prometheus (which
 // starts after it: until then a target-tracking tick finds no data) and
-// draining scale-in victims through the load balancer.
+// draining scale-in victims through the load balancer. Its webhooks need a
+// random token, as in a deployment: Alertmanager reads it from
+// OutDir/autoscaler-token, a file only this user can read.
 func (s *session) runAutoscaler(ctx context.Context, ready func()) error {
+	token := randomHex(24)
+	tokenFile := filepath.Join(s.cfg.OutDir, "autoscaler-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -53,7 +61,7 @@ func (s *session) runAutoscaler(ctx context.Context, ready func()) error {
 		PoolID:   string(s.poolID),
 		Policy:   s.cfg.Policy,
 		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + s.addrs.prom},
-		Listener: ln, Interval: s.prof.AutoscalerTick,
+		Listener: ln, Interval: s.prof.AutoscalerTick, AuthToken: token,
 		NLBID: string(s.svc.NLBID), NLBServiceID: string(s.svc.ServiceID),
 		DrainTimeout: 15 * time.Second, DrainGrace: time.Second,
 		Logger: s.log.With("component", "autoscaler"),
@@ -62,7 +70,7 @@ func (s *session) runAutoscaler(ctx context.Context, ready func()) error {
 		ln.Close()
 		return err
 	}
-	s.autoscalerAddr = ln.Addr().String()
+	s.autoscalerAddr, s.autoscalerTokenFile = ln.Addr().String(), tokenFile
 	ready()
 	return ignoreCanceled(s.scaler.Run(ctx))
 }

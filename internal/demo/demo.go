@@ -259,6 +259,7 @@ type session struct {
 	fileSD, discoverAddr string
 	scaler               *autoscaler.Autoscaler
 	autoscalerAddr       string
+	autoscalerTokenFile  string // the token its webhooks require, for Alertmanager
 	monDir, promURL      string // monitoring phase
 	load                 loadResult
 	// feed tells the live phase what is recorded, live is its page; both

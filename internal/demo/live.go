@@ -130,8 +130,10 @@ func (s *session) finishLive(srv *live.Server) {
 }
 
 // linkLive shows the live page's links to the live Prometheus and
-// Alertmanager and to the autoscaler's status page; the monitoring phase
-// calls it once they are up. Without a live page it does nothing.
+// Alertmanager and to the autoscaler's /status (its HTML status page needs
+// the token the autoscaler phase gave it, which a link cannot carry); the
+// monitoring phase calls it once they are up. Without a live page it does
+// nothing.
 func (s *session) linkLive(promURL string) {
 	if s.live == nil {
 		return
@@ -139,7 +141,7 @@ func (s *session) linkLive(promURL string) {
 	s.live.SetLinks(
 		live.Link{Name: "Prometheus", URL: promURL + "/alerts"},
 		live.Link{Name: "Alertmanager", URL: "http://" + s.addrs.alertmanager + "/"},
-		live.Link{Name: "autoscaler status", URL: "http://" + s.autoscalerAddr + "/"},
+		live.Link{Name: "autoscaler /status", URL: "http://" + s.autoscalerAddr + "/status"},
 	)
 }
 

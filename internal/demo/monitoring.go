@@ -21,14 +21,15 @@ func (s *session) runMonitoring(ctx context.Context, ready func()) error {
 	out := s.cfg.OutDir
 	s.monDir = filepath.Join(out, "monitoring")
 	if err := monitoring.Render(s.prof, monitoring.Params{
-		FileSDPath:        s.fileSD,
-		NodePort:          int(s.addrs.metricsPort),
-		AppPort:           int(s.addrs.appPort),
-		AutoscalerURL:     "http://" + s.autoscalerAddr,
-		DiscoverTargets:   []string{s.discoverAddr},
-		AlertmanagerAddr:  s.addrs.alertmanager,
-		PrometheusURL:     "http://" + s.addrs.prom,
-		AutoscalerTargets: []string{s.autoscalerAddr},
+		FileSDPath:          s.fileSD,
+		NodePort:            int(s.addrs.metricsPort),
+		AppPort:             int(s.addrs.appPort),
+		AutoscalerURL:       "http://" + s.autoscalerAddr,
+		AutoscalerTokenFile: s.autoscalerTokenFile,
+		DiscoverTargets:     []string{s.discoverAddr},
+		AlertmanagerAddr:    s.addrs.alertmanager,
+		PrometheusURL:       "http://" + s.addrs.prom,
+		AutoscalerTargets:   []string{s.autoscalerAddr},
 	}, s.monDir); err != nil {
 		return fmt.Errorf("render configuration: %w", err)
 	}

@@ -43,6 +43,7 @@ const (
 	agentSecret    = "agent-secret_ABCDEFGHIJ0123456789"
 	drainToken     = "drainTOKENplaceholder0123456789abcdefghij"
 	grafanaPass    = "grafanaPASSplaceholder012"
+	webhookToken   = "webhookTOKENplaceholder0123456789abcdefgh"
 
 	poolID        = "11111111-2222-4333-8444-555555555555"
 	nlbID         = "22222222-3333-4444-8555-666666666666"
@@ -105,6 +106,7 @@ func placeholders(createAgentKey bool) map[string]cty.Value {
 		"exoscale_iam_api_key.agents":          key,
 		"random_password.drain_token":          cty.ObjectVal(map[string]cty.Value{"result": cty.StringVal(drainToken).Mark(Sensitive)}),
 		"random_password.grafana_admin":        cty.ObjectVal(map[string]cty.Value{"result": cty.StringVal(grafanaPass).Mark(Sensitive)}),
+		"random_password.autoscaler_token":     cty.ObjectVal(map[string]cty.Value{"result": cty.StringVal(webhookToken).Mark(Sensitive)}),
 		"terraform_data.monitoring_user_data":  obj(map[string]string{"id": "88888888-9999-4aaa-8bbb-cccccccccccc"}),
 	}
 }

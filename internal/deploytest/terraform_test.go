@@ -606,7 +606,7 @@ func TestOutputs(t *testing.T) {
 		}
 		plain, _ := v.UnmarkDeep()
 		if plain.Type() == cty.String && !o.Sensitive {
-			for _, secret := range []string{operatorSecret, agentSecret, drainToken, grafanaPass} {
+			for _, secret := range []string{operatorSecret, agentSecret, drainToken, grafanaPass, webhookToken} {
 				if strings.Contains(plain.AsString(), secret) {
 					t.Errorf("output %s shows a secret", name)
 				}

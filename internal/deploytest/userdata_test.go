@@ -115,12 +115,14 @@ func TestSecretsOnlyInRootOnlyEnvironmentFiles(t *testing.T) {
 			operatorSecret: nil, // the operator's key never reaches an instance
 			drainToken:     {"member:/etc/tidepool/drain.env", "monitoring:/etc/tidepool/drain.env"},
 			grafanaPass:    {"monitoring:/etc/tidepool/grafana.env"},
+			webhookToken:   {"monitoring:/etc/tidepool/autoscaler.env", "monitoring:/etc/tidepool/grafana.env"},
 		}},
 		{false, map[string][]string{
 			agentSecret:    nil,
 			operatorSecret: {"monitoring:/etc/tidepool/exoscale.env"},
 			drainToken:     {"member:/etc/tidepool/drain.env", "monitoring:/etc/tidepool/drain.env"},
 			grafanaPass:    {"monitoring:/etc/tidepool/grafana.env"},
+			webhookToken:   {"monitoring:/etc/tidepool/autoscaler.env", "monitoring:/etc/tidepool/grafana.env"},
 		}},
 	} {
 		t.Run(fmt.Sprintf("create_agent_api_key=%v", tt.create), func(t *testing.T) {
@@ -166,6 +168,12 @@ func TestSecretsOnlyInRootOnlyEnvironmentFiles(t *testing.T) {
 			}
 			if got := envFile(t, mon, "/etc/tidepool/grafana.env")["GF_SECURITY_ADMIN_PASSWORD"]; got != grafanaPass {
 				t.Errorf("Grafana admin password = %q, want %q", got, grafanaPass)
+			}
+			// The webhook token reaches both senders and the autoscaler.
+			for _, f := range []string{"/etc/tidepool/autoscaler.env", "/etc/tidepool/grafana.env"} {
+				if got := envFile(t, mon, f)["TIDEPOOL_AUTOSCALER_AUTH_TOKEN"]; got != webhookToken {
+					t.Errorf("%s TIDEPOOL_AUTOSCALER_AUTH_TOKEN = %q, want %q", f, got, webhookToken)
+				}
 			}
 			// Scripts never trace commands (which would log secrets) and stop
 			// on the first error.
@@ -666,6 +674,50 @@ func TestMonitoringConfigFromUserData(t *testing.T) {
 			t.Errorf("prometheus.yml has no %s job", j)
 		}
 	}
+	// Webhooks carry the autoscaler's token on both alerting paths:
+	// Alertmanager from the file the bootstrap writes from the autoscaler's
+	// own environment file, Grafana from its environment.
+	tokenFile := mustFlag(t, render.Args, "autoscaler-token-file")
+	if got := autoscalerEnv["TIDEPOOL_AUTOSCALER_AUTH_TOKEN"]; got != webhookToken {
+		t.Errorf("the autoscaler's TIDEPOOL_AUTOSCALER_AUTH_TOKEN = %q, want the webhook token", got)
+	}
+	if bootstrap, ok := mon.cfg.File("/usr/local/sbin/tidepool-bootstrap"); !ok ||
+		!strings.Contains(bootstrap.Content, ". /etc/tidepool/autoscaler.env") || !strings.Contains(bootstrap.Content, ">"+tokenFile+"\n") ||
+		!strings.Contains(bootstrap.Content, "chgrp prometheus "+tokenFile+"\n") {
+		t.Errorf("the bootstrap does not write %s from autoscaler.env for the prometheus group", tokenFile)
+	}
+	var am struct {
+		Receivers []struct {
+			Name           string
+			WebhookConfigs []struct {
+				HTTPConfig struct {
+					Authorization struct {
+						Type            string
+						CredentialsFile string `yaml:"credentials_file"`
+					}
+				} `yaml:"http_config"`
+			} `yaml:"webhook_configs"`
+		}
+	}
+	readYAML(t, inRoot("/etc/prometheus/alertmanager.yml"), &am)
+	for _, r := range am.Receivers {
+		for _, w := range r.WebhookConfigs {
+			if a := w.HTTPConfig.Authorization; a.Type != "Bearer" || a.CredentialsFile != tokenFile {
+				t.Errorf("alertmanager receiver %s: authorization %+v, want Bearer from %s", r.Name, a, tokenFile)
+			}
+		}
+	}
+	cps, err := os.ReadFile(inRoot("/etc/grafana/provisioning/alerting/contact-points.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(cps), "authorization_credentials: $TIDEPOOL_AUTOSCALER_AUTH_TOKEN\n"); n != 2 {
+		t.Errorf("Grafana contact points: %d send $TIDEPOOL_AUTOSCALER_AUTH_TOKEN, want 2", n)
+	}
+	if got := unitEnv(t, mon, monUnits["/etc/systemd/system/grafana-server.service.d/tidepool.conf"])["TIDEPOOL_AUTOSCALER_AUTH_TOKEN"]; got != webhookToken {
+		t.Errorf("Grafana's TIDEPOOL_AUTOSCALER_AUTH_TOKEN = %q, want the webhook token", got)
+	}
+
 	// Webhooks reach the autoscaler where it listens, from both alerting paths.
 	webhookRE := regexp.MustCompile(`url: "([^"]+)"`)
 	for _, p := range []string{"/etc/prometheus/alertmanager.yml", "/etc/grafana/provisioning/alerting/contact-points.yml"} {

@@ -191,12 +191,16 @@ func TestGrafanaProvisioning(t *testing.T) {
 				t.Errorf("rule scale labels %v, want %v", scales, want)
 			}
 
-			// Contact points: webhooks to /up and /down, no resolve messages.
+			// Contact points: webhooks to /up and /down, no resolve messages,
+			// the autoscaler's token from Grafana's environment.
 			urls := map[string]string{}
 			for _, cp := range g.ContactPoints.ContactPoints {
 				for _, r := range cp.Receivers {
 					if r.Type != "webhook" || !r.DisableResolveMessage {
 						t.Errorf("contact point %s: type %q disableResolveMessage %v, want webhook true", cp.Name, r.Type, r.DisableResolveMessage)
+					}
+					if r.Settings["authorization_scheme"] != "Bearer" || r.Settings["authorization_credentials"] != "$"+GrafanaTokenEnv {
+						t.Errorf("contact point %s: authorization %q %q, want Bearer $%s", cp.Name, r.Settings["authorization_scheme"], r.Settings["authorization_credentials"], GrafanaTokenEnv)
 					}
 					urls[cp.Name] = r.Settings["url"]
 				}

@@ -55,14 +55,21 @@ func TestIntegrationFastProfile(t *testing.T) {
 	if err := os.WriteFile(sdPath, []byte(sd), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The autoscaler's token, sent with every webhook (closed by default).
+	const token = "integration-token-4711"
+	tokenPath := filepath.Join(tmp, "autoscaler-token")
+	if err := os.WriteFile(tokenPath, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	promAddr, amAddr := freeAddr(t, ip), freeAddr(t, ip)
 	params := Params{
-		FileSDPath:       sdPath,
-		NodePort:         urlPort(t, nodeURL),
-		AppPort:          urlPort(t, appURL),
-		AutoscalerURL:    autoscalerURL,
-		AlertmanagerAddr: amAddr,
-		PrometheusURL:    "http://" + promAddr,
+		AutoscalerTokenFile: tokenPath,
+		FileSDPath:          sdPath,
+		NodePort:            urlPort(t, nodeURL),
+		AppPort:             urlPort(t, appURL),
+		AutoscalerURL:       autoscalerURL,
+		AlertmanagerAddr:    amAddr,
+		PrometheusURL:       "http://" + promAddr,
 	}
 	dir := renderTo(t, profile, params)
 
@@ -86,6 +93,11 @@ func TestIntegrationFastProfile(t *testing.T) {
 	// The scale-up webhook reaches /up, re-sent every tick while firing.
 	posts := autoscaler.waitPosts(t, "/up", 4, 3*time.Minute, procs)
 	first := posts[0]
+	for i, p := range posts {
+		if p.auth != "Bearer "+token {
+			t.Errorf("webhook %d: Authorization %q, want the bearer token of %s", i, p.auth, tokenPath)
+		}
+	}
 	if first.Version != "4" || first.Status != "firing" || first.Receiver != "autoscaler-up" ||
 		first.CommonLabels["scale"] != "up" || first.CommonLabels["alertname"] != "TidepoolPoolCPUHigh" {
 		t.Errorf("first /up webhook = %+v, want version 4, firing, receiver autoscaler-up, alertname TidepoolPoolCPUHigh, scale up", first)
@@ -249,6 +261,7 @@ func fakeNodeExporter(now func() time.Time, busy float64) http.Handler {
 // webhookPost is one Alertmanager webhook (payload version 4) received.
 type webhookPost struct {
 	at           time.Time
+	auth         string            // the Authorization header
 	Version      string            `json:"version"`
 	Status       string            `json:"status"`
 	Receiver     string            `json:"receiver"`
@@ -288,7 +301,7 @@ func (f *fakeAutoscaler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		p.at = time.Now()
+		p.at, p.auth = time.Now(), r.Header.Get("Authorization")
 		f.mu.Lock()
 		f.posts[r.URL.Path] = append(f.posts[r.URL.Path], p)
 		f.mu.Unlock()

@@ -15,6 +15,12 @@ const (
 	DefaultAppPort             = 8080
 	DefaultAppMetricsPath      = "/metrics"
 	DefaultAutoscalerURL       = "http://127.0.0.1:8090"
+	DefaultAutoscalerTokenFile = "/etc/tidepool/autoscaler-token"
+	// GrafanaTokenEnv is the environment variable of the Grafana server
+	// that holds the autoscaler's bearer token: the contact points send
+	// "$TIDEPOOL_AUTOSCALER_AUTH_TOKEN", which Grafana expands when it
+	// provisions them (the same variable configures the autoscaler).
+	GrafanaTokenEnv            = "TIDEPOOL_AUTOSCALER_AUTH_TOKEN"
 	DefaultAlertmanagerAddr    = "127.0.0.1:9093"
 	DefaultPrometheusURL       = "http://127.0.0.1:9090"
 	DefaultGrafanaDashboardDir = "/var/lib/grafana/dashboards"
@@ -54,6 +60,13 @@ type Params struct {
 	// AutoscalerURL is the autoscaler's base URL; Alertmanager and Grafana post
 	// to AutoscalerURL+"/up" and +"/down". Default DefaultAutoscalerURL.
 	AutoscalerURL string
+	// AutoscalerTokenFile is the file holding the bearer token the
+	// autoscaler's webhooks require (its --auth-token): Alertmanager sends
+	// "Authorization: Bearer <file content>" (credentials_file, read at
+	// every notification, so it must be readable by Alertmanager's user).
+	// Grafana sends the token from its environment (GrafanaTokenEnv).
+	// Default DefaultAutoscalerTokenFile.
+	AutoscalerTokenFile string
 	// AutoscalerTargets are host:port targets of the autoscaler's /metrics.
 	// Empty means the host:port of AutoscalerURL.
 	AutoscalerTargets []string
@@ -96,6 +109,9 @@ func (p Params) WithDefaults() Params {
 		p.AutoscalerURL = DefaultAutoscalerURL
 	}
 	p.AutoscalerURL = strings.TrimRight(p.AutoscalerURL, "/")
+	if p.AutoscalerTokenFile == "" {
+		p.AutoscalerTokenFile = DefaultAutoscalerTokenFile
+	}
 	if len(p.AutoscalerTargets) == 0 {
 		if u, err := url.Parse(p.AutoscalerURL); err == nil && u.Host != "" {
 			p.AutoscalerTargets = []string{hostPort(u)}
@@ -144,6 +160,9 @@ func (p Params) Validate() error {
 		if port.v < 1 || port.v > 65535 {
 			return fmt.Errorf("%s %d: out of range 1-65535", port.name, port.v)
 		}
+	}
+	if !strings.HasPrefix(p.AutoscalerTokenFile, "/") {
+		return fmt.Errorf("autoscaler token file %q: must be absolute", p.AutoscalerTokenFile)
 	}
 	if !strings.HasPrefix(p.AppMetricsPath, "/") {
 		return fmt.Errorf("app metrics path %q: must start with /", p.AppMetricsPath)

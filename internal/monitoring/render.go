@@ -142,10 +142,13 @@ type templateData struct {
 	Header        string // comment line opening every YAML file
 	HeaderText    string // the same without "# ", for JSON descriptions
 	DatasourceUID string
-	Rules         ruleNames
-	Components    []scrapeJob
-	GrafanaRules  []grafanaRule
-	Test          ruleTest
+	// GrafanaTokenEnv names the Grafana server's variable with the
+	// autoscaler token.
+	GrafanaTokenEnv string
+	Rules           ruleNames
+	Components      []scrapeJob
+	GrafanaRules    []grafanaRule
+	Test            ruleTest
 }
 
 // ruleNames are the recording rules' names (RuleInstanceCPU, RulePoolCPU).
@@ -183,13 +186,14 @@ func newTemplateData(p Profile, params Params) templateData {
 	pendingAt := p.ScrapeInterval + p.AlertFor - p.EvaluationInterval
 	firingAt := 2 * (p.RateWindow + p.AlertFor)
 	return templateData{
-		P:             p,
-		Params:        params,
-		Header:        "# " + header,
-		HeaderText:    header,
-		DatasourceUID: DatasourceUID,
-		Rules:         ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU},
-		Components:    params.components(),
+		P:               p,
+		Params:          params,
+		Header:          "# " + header,
+		HeaderText:      header,
+		DatasourceUID:   DatasourceUID,
+		GrafanaTokenEnv: GrafanaTokenEnv,
+		Rules:           ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU},
+		Components:      params.components(),
 		GrafanaRules: []grafanaRule{
 			{UID: "tidepool-pool-cpu-high", Title: "TidepoolPoolCPUHigh", Scale: "up", Op: "gt", Word: "above", Threshold: params.ScaleUpAbove},
 			{UID: "tidepool-pool-cpu-low", Title: "TidepoolPoolCPULow", Scale: "down", Op: "lt", Word: "below", Threshold: params.ScaleDownBelow},

@@ -1,12 +1,13 @@
 # A restricted API key for the agents on the monitoring instance.
 #
 # tidepool discover reads the pool and lists its members; tidepool autoscaler
-# also scales the pool, evicts the member it drained, reads that member, reads
-# the NLB service's health and waits on the resulting operations. The role
+# also scales the pool, marks the member it drains (an instance label, so a
+# restarted autoscaler finishes the drain), evicts it, reads the NLB
+# service's health and waits on the resulting operations. The role
 # allows exactly those API operations and denies everything else (a request
 # matching no rule is refused whatever the default strategy). A leaked agent
-# key can therefore resize or shrink instance pools, but not create instances,
-# read other services or touch IAM.
+# key can therefore resize or shrink instance pools and relabel instances, but
+# not create or delete instances, read other services or touch IAM.
 #
 # The list must stay equal to the Exoscale calls the agents make:
 # internal/deploytest checks it against the consumer interfaces
@@ -22,6 +23,7 @@ locals {
     "list-instance-pools",
     "list-instances",
     "scale-instance-pool",
+    "update-instance",
   ]
 }
 
@@ -29,7 +31,7 @@ resource "exoscale_iam_role" "agents" {
   count = var.create_agent_api_key ? 1 : 0
 
   name        = "${var.name_prefix}-agents"
-  description = "tidepool discover and autoscaler: read the instance pool, its members and the NLB service; scale the pool and evict members."
+  description = "tidepool discover and autoscaler: read the instance pool, its members and the NLB service; scale the pool, label and evict members."
   editable    = true
 
   policy = {

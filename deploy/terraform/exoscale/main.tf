@@ -42,6 +42,13 @@ resource "random_password" "drain_token" {
   special = false
 }
 
+# The bearer token of the autoscaler's webhooks (/up, /down): Alertmanager
+# and Grafana send it, the autoscaler refuses requests without it.
+resource "random_password" "autoscaler_token" {
+  length  = 40
+  special = false
+}
+
 # Grafana's admin password, set when Grafana first starts
 # (`terraform output -raw grafana_admin_password`).
 resource "random_password" "grafana_admin" {
@@ -126,6 +133,7 @@ locals {
     agent_key              = local.agent_key
     agent_secret           = local.agent_secret
     drain_token            = random_password.drain_token.result
+    autoscaler_token       = random_password.autoscaler_token.result
     grafana_admin_password = random_password.grafana_admin.result
   })
 }

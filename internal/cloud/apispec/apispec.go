@@ -387,6 +387,8 @@ var Deviations = []Deviation{
 		Why: "egoscale v3's UpdateInstancePoolRequest always sends deploy-target, null when unset; Exoscale accepts it"},
 	{Where: "request", PathSuffix: []string{"ssh-key"}, SchemaField: "nullable",
 		Why: "egoscale v3's UpdateInstancePoolRequest always sends ssh-key, null when unset; Exoscale accepts it"},
+	{Where: "request", PathSuffix: []string{"labels"}, SchemaField: "nullable",
+		Why: "egoscale v3's UpdateInstanceRequest always sends labels, null when unset (labels unchanged); Exoscale accepts it"},
 	{Where: "response", PathSuffix: []string{"rules"}, SchemaField: "writeOnly",
 		Why: "the spec marks security-group rules writeOnly, yet Exoscale returns them and egoscale v2 and v3, the CLI and the Terraform provider all read them"},
 }

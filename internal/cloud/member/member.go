@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -152,6 +153,9 @@ type Spec struct {
 	// VM with ceil(CPUs) vCPUs. 0 means unlimited (a VM with all of this
 	// machine's CPUs).
 	CPUs float64
+	// Env is extra environment (KEY=value) of this member only, after
+	// RunnerConfig.Env (a later value of a key wins), e.g. its drain token.
+	Env []string
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -248,7 +252,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (m *Member, err error) {
 	m.proc, err = supervise.Start(supervise.Config{
 		Name:      "member " + spec.ID,
 		Args:      append([]string{r.cfg.Command[0]}, args...),
-		Env:       memberEnv(r.cfg.BaseEnv, r.cfg.Env),
+		Env:       memberEnv(r.cfg.BaseEnv, slices.Concat(r.cfg.Env, spec.Env)),
 		Stdout:    r.cfg.Output,
 		Stderr:    r.cfg.Output,
 		Group:     true,
