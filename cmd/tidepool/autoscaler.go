@@ -52,6 +52,7 @@ var autoscalerEnv = map[string][]string{
 	"shutdown-timeout":  {"TIDEPOOL_AUTOSCALER_SHUTDOWN_TIMEOUT"},
 	"log-level":         {"TIDEPOOL_LOG_LEVEL"},
 	"prometheus-url":    {"TIDEPOOL_AUTOSCALER_PROMETHEUS_URL"},
+	"load-step":         {"TIDEPOOL_AUTOSCALER_LOAD_STEP"},
 }
 
 // defaultScaleDownStabilization is the autoscaler's -scale-down-stabilization
@@ -70,7 +71,7 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&client.Zone, "zone", exoclient.DefaultZone, "Exoscale zone; selects the endpoint https://api-ZONE.exoscale.com/v2")
 	fs.StringVar(&client.Endpoint, "endpoint", "", "Exoscale API endpoint, overriding the zone's (e.g. http://127.0.0.1:8580/v2 for the local cloud)")
 	fs.StringVar(&cfg.PoolID, "pool", "", "ID of the instance pool to scale (required)")
-	fs.DurationVar(&cfg.Interval, "tick", autoscaler.DefaultInterval, "how often pending signals are acted on")
+	fs.DurationVar(&cfg.Interval, "tick", autoscaler.DefaultInterval, "how often the policy decides (default 15s with -policy predictive)")
 	fs.IntVar(&limits.Min, "min", 1, "smallest pool size (at least 1)")
 	fs.IntVar(&limits.Max, "max", 10, "largest pool size")
 	fs.DurationVar(&limits.Cooldown, "cooldown", 0, "after a change, hold further changes this long (0: none)")
@@ -97,7 +98,8 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	var pf policyFlags
 	pf.register(fs, defaultScaleDownStabilization)
-	promURL := fs.String("prometheus-url", "", "Prometheus base URL the target-tracking policy reads the pool CPU from (required with -policy target-tracking)")
+	promURL := fs.String("prometheus-url", "", "Prometheus base URL the target-tracking and predictive policies read the pool's metrics from (required with them)")
+	loadStep := fs.Duration("load-step", autoscaler.DefaultLoadStep, "predictive: step of the arrival history read from Prometheus, the recording rules' evaluation (and scrape) interval")
 	env := maps.Clone(autoscalerEnv)
 	maps.Copy(env, pf.env("TIDEPOOL_AUTOSCALER_"))
 	if code, ok := parseFlags(fs, args, env); !ok {
@@ -117,17 +119,23 @@ func runAutoscaler(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := checkAutoscalerFlags(cfg, client, limits); err != nil {
 		return usageError(fs, err)
 	}
+	if pf.name == policyPredictive && !flagSet(fs, "tick") {
+		cfg.Interval = policy.PredictiveTick
+	}
+	pf.tick = cfg.Interval
 	if cfg.Policy, err = pf.build(limits); err != nil {
 		return usageError(fs, err)
 	}
 	switch {
-	case pf.name == policyTargetTracking && *promURL == "":
-		return usageError(fs, errors.New("-policy target-tracking needs -prometheus-url"))
+	case (pf.name == policyTargetTracking || pf.name == policyPredictive) && *promURL == "":
+		return usageError(fs, fmt.Errorf("-policy %s needs -prometheus-url", pf.name))
+	case *loadStep <= 0:
+		return usageError(fs, fmt.Errorf("-load-step %s must be positive", *loadStep))
 	case *promURL != "":
 		if err := checkHTTPURL("prometheus-url", *promURL); err != nil {
 			return usageError(fs, err)
 		}
-		cfg.Metrics = autoscaler.PrometheusMetrics{URL: strings.TrimRight(*promURL, "/")}
+		cfg.Metrics = autoscaler.PrometheusMetrics{URL: strings.TrimRight(*promURL, "/"), Load: pf.loadQuery(*loadStep)}
 	}
 	if cfg.StateFile != "" {
 		if cfg.StateFile, err = outpath.File(cfg.StateFile); err != nil {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"tidepool/internal/autoscaler/policy"
 	"tidepool/internal/demo"
@@ -42,12 +44,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, env); !ok {
 		return code
 	}
+	prof, err := monitoring.ProfileByName(cfg.Profile)
+	if err != nil {
+		return usageError(fs, err)
+	}
 	if !flagSet(fs, "scale-down-stabilization") {
-		prof, err := monitoring.ProfileByName(cfg.Profile)
-		if err != nil {
-			return usageError(fs, err)
-		}
 		pf.downStab = 5 * prof.AutoscalerTick
+	}
+	pf.tick = prof.AutoscalerTick
+	if pf.name == policyPredictive {
+		pf.tick = min(policy.PredictiveTick, prof.AutoscalerTick) // demo.AutoscalerTick
+	}
+	if !flagSet(fs, "boot-time") {
+		// The demo's boot delay and one load balancer health check.
+		pf.boot = cmp.Or(cfg.BootDelay, demo.DefaultBootDelay(cfg.Profile)) + time.Second
 	}
 	pol, err := pf.build(policy.Limits{Min: cfg.MinSize, Max: cfg.MaxSize})
 	if err != nil {

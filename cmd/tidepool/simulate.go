@@ -29,7 +29,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var stages loadStages
 	fs.Var(&stages, "stage", "load stage making a trace named \"stages\" (see tidepool load -h), repeatable")
 	scenario := fs.String("scenario", "", "YAML or JSON file of load stages making a trace named after the file")
-	profile := fs.String("profile", "seed", "monitoring timing profile of the seed and target-tracking policies: seed or fast")
+	profile := fs.String("profile", "seed", "monitoring timing profile of the seed, target-tracking and predictive policies: seed or fast")
 	policies := fs.String("policies", "all", "comma-separated policies to compare: "+strings.Join(simulate.SetupNames(), ", "))
 	var pool simulate.Pool
 	fs.Float64Var(&pool.Capacity, "capacity", simulate.DefaultCapacity, "requests per second one member serves at 100% CPU")
@@ -37,14 +37,14 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.IntVar(&pool.Min, "min", 1, "smallest pool size")
 	fs.IntVar(&pool.Max, "max", 40, "largest pool size (0: none)")
 	fs.IntVar(&pool.Initial, "initial", 0, "pool size at the start (0: the demand at the start)")
-	fs.DurationVar(&pool.BootDelay, "boot-delay", time.Minute, "time from a scale-up request to the new members serving")
+	fs.DurationVar(&pool.BootDelay, "boot-delay", time.Minute, "time from a scale-up request to the new members serving (the predictive policy looks this plus a tick ahead)")
 	fs.DurationVar(&pool.DrainDelay, "drain-delay", 10*time.Second, "time a scale-in victim takes from leaving the load balancer to being gone")
 	fs.DurationVar(&pool.Timeout, "timeout", 30*time.Second, "longest a request waits in a queue before it is dropped (0: no queue)")
 	target := fs.Float64("target-cpu", policy.DefaultTargetCPU, "CPU target of the target-tracking, HPA-like and AWS-like policies")
 	out := fs.String("out", "simulate-out", "directory for <trace>.png, results.md and results.csv (empty: print only)")
 	writeTraces := fs.String("write-traces", "", "write the shipped traces as CSV files into this directory and exit")
 	validation := fs.Bool("validate", false, "run the real local stack (tidepool demo) and the simulator on one small trace and compare the pool sizes (takes minutes)")
-	validatePolicy := fs.String("validate-policy", "both", "with -validate: webhook, target-tracking or both")
+	validatePolicy := fs.String("validate-policy", "both", "with -validate: webhook, target-tracking, predictive, both (webhook and target-tracking) or all")
 	if code, ok := parseFlags(fs, args, map[string][]string{"out": {"TIDEPOOL_SIMULATE_OUT"}}); !ok {
 		return code
 	}
@@ -96,7 +96,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if !(*target > 0 && *target <= 1) {
 		return usageError(fs, fmt.Errorf("-target-cpu %v: want 0 < target <= 1", *target))
 	}
-	setups, err := simulate.Select(simulate.Standard(simulate.Options{Profile: prof, Target: *target, Limits: pool.Limits()}), *policies)
+	setups, err := simulate.Select(simulate.Standard(simulate.Options{Profile: prof, Target: *target, Limits: pool.Limits(), BootDelay: pool.BootDelay}), *policies)
 	if err != nil {
 		return usageError(fs, err)
 	}

@@ -24,7 +24,7 @@ func TestSimulateCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, stderr.String())
 	}
-	for _, want := range []string{"trace step:", "trace mine:", "trace stages:", "seed-webhook", "target-tracking", "hpa-like", "aws-like", "oracle", "θU (members)", "3 traces simulated"} {
+	for _, want := range []string{"trace step:", "trace mine:", "trace stages:", "seed-webhook", "target-tracking", "hpa-like", "aws-like", "predictive", "oracle", "θU (members)", "3 traces simulated"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
@@ -44,8 +44,8 @@ func TestSimulateCommand(t *testing.T) {
 		t.Errorf("results.md: %v\n%s", err, md)
 	}
 	csv, err := os.ReadFile(filepath.Join(out, "results.csv"))
-	if err != nil || strings.Count(string(csv), "\n") != 1+3*5 {
-		t.Errorf("results.csv: %v, want a header and 15 rows:\n%s", err, csv)
+	if err != nil || strings.Count(string(csv), "\n") != 1+3*6 {
+		t.Errorf("results.csv: %v, want a header and 18 rows:\n%s", err, csv)
 	}
 }
 

@@ -133,6 +133,7 @@ type Server struct {
 }
 
 type metrics struct {
+	arrivals *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	inFlight prometheus.Gauge
 	duration *prometheus.HistogramVec
@@ -145,6 +146,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg.withDefaults(), reg: prometheus.NewRegistry()}
 	s.slots = make(chan struct{}, s.cfg.Concurrency)
 	s.metrics = metrics{
+		arrivals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tidepool_app_arrivals_total", Help: "HTTP requests received, by path, counted when they arrive (before they wait for a work slot): the offered load.",
+		}, []string{"path"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tidepool_app_requests_total", Help: "HTTP requests answered, by path and status code.",
 		}, []string{"path", "code"}),
@@ -170,7 +174,7 @@ func New(cfg Config) *Server {
 		ConstLabels: prometheus.Labels{"id": s.cfg.InstanceID},
 	})
 	info.Set(1)
-	s.reg.MustRegister(info, s.metrics.requests, s.metrics.inFlight, s.metrics.duration, s.metrics.cpuWork, s.metrics.draining,
+	s.reg.MustRegister(info, s.metrics.arrivals, s.metrics.requests, s.metrics.inFlight, s.metrics.duration, s.metrics.cpuWork, s.metrics.draining,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
@@ -312,6 +316,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) instrument(path string, h func(http.ResponseWriter, *http.Request) int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		s.metrics.arrivals.WithLabelValues(path).Inc()
 		s.metrics.inFlight.Inc()
 		start := time.Now()
 		code := h(w, r)

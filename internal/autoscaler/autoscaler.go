@@ -6,7 +6,8 @@
 // scale-up sets the pool size and waits for the operation; a scale-in names
 // its victims, drains each one (health check made to fail, in-flight requests
 // finished) and evicts it. The signals are cleared at every tick. A
-// metric-driven policy (policy.TargetTracking) also gets the pool's CPU from
+// metric-driven policy (policy.TargetTracking, policy.Predictive) also gets
+// the pool's CPU (and for the predictive policy its arrival history) from
 // Config.Metrics (PrometheusMetrics) at every tick, and its recommendation
 // history is kept from tick to tick.
 //

@@ -38,9 +38,9 @@ type Config struct {
 	// Validate() error method is validated by New.
 	Policy policy.Policy
 	// Metrics, if set, is read at every tick and passed to the policy as
-	// Observation.Metrics (policy.TargetTracking needs it); nil means the
-	// metrics are always unknown. A read error is logged and the tick goes
-	// on with unknown metrics.
+	// Observation.Metrics (policy.TargetTracking and policy.Predictive need
+	// it); nil means the metrics are always unknown. A read error is logged
+	// and the tick goes on with what was read (see MetricSource).
 	Metrics MetricSource
 
 	// Addr is the HTTP listen address; "" means DefaultAddr (loopback only).

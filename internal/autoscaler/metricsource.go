@@ -13,9 +13,10 @@ import (
 )
 
 // MetricSource reads the pool's load for metric-driven policies
-// (policy.TargetTracking). PoolMetrics returns the zero policy.Metrics
-// (unknown) with a nil error when there is no data yet, and an error when
-// the source cannot be read; it blocks at most until ctx ends.
+// (policy.TargetTracking, policy.Predictive). PoolMetrics returns the zero
+// policy.Metrics (unknown) with a nil error when there is no data yet, and
+// an error when the source cannot be read, with the part it could read (the
+// zero policy.Metrics if none); it blocks at most until ctx ends.
 type MetricSource interface {
 	PoolMetrics(ctx context.Context) (policy.Metrics, error)
 }
@@ -40,8 +41,12 @@ type PrometheusMetrics struct {
 	// means DefaultMembersQuery. A failure of this query only loses the
 	// count (Metrics.Members 0: all members).
 	MembersQuery string
-	// Timeout bounds both queries; 0 means DefaultQueryTimeout.
+	// Timeout bounds the queries; 0 means DefaultQueryTimeout.
 	Timeout time.Duration
+	// Load, if its History is set, also reads the pool's arrival rate and
+	// cost per request into Metrics.Load (policy.Predictive needs them);
+	// the zero value reads neither.
+	Load LoadQuery
 }
 
 var _ MetricSource = PrometheusMetrics{}
@@ -64,6 +69,18 @@ func (p PrometheusMetrics) PoolMetrics(ctx context.Context) (policy.Metrics, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	m, err := p.poolCPU(ctx, cpuQ, membersQ)
+	if err != nil || p.Load.History <= 0 {
+		return m, err
+	}
+	if m.Load, err = p.Load.read(ctx, p.URL); err != nil {
+		return m, fmt.Errorf("read pool load: %w", err)
+	}
+	return m, nil
+}
+
+// poolCPU reads the CPU part of PoolMetrics.
+func (p PrometheusMetrics) poolCPU(ctx context.Context, cpuQ, membersQ string) (policy.Metrics, error) {
 	v, err := promquery.Instant(ctx, p.URL, cpuQ)
 	if err != nil {
 		return policy.Metrics{}, fmt.Errorf("read pool cpu: %w", err)

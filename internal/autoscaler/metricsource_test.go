@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -150,7 +151,7 @@ func TestPrometheusMetrics(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tt.want {
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("PoolMetrics = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
@@ -169,34 +170,16 @@ func TestPrometheusMetricsRealPrometheus(t *testing.T) {
 	if _, err := promrun.PrometheusBinary(); err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	rules := `groups:
-  - name: t
-    interval: 1s
-    rules:
-      - record: instance:node_cpu_utilisation:ratio
+	prom := startPrometheus(t, `      - record: instance:node_cpu_utilisation:ratio
         expr: label_replace(vector(0.7), "instance", "a", "", "") or label_replace(vector(0.76), "instance", "b", "", "")
       - record: pool:node_cpu_utilisation:avg
         expr: avg(instance:node_cpu_utilisation:ratio)
-`
-	conf := "global:\n  evaluation_interval: 1s\nrule_files: [" + filepath.Join(dir, "rules.yml") + "]\n"
-	for name, body := range map[string]string{"rules.yml": rules, "prometheus.yml": conf} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prom, err := promrun.StartPrometheus(ctx, promrun.Config{ConfigFile: filepath.Join(dir, "prometheus.yml"), DataDir: filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(prom.Stop)
 	src := PrometheusMetrics{URL: prom.URL}
 	var got policy.Metrics
+	var err error
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if got, err = src.PoolMetrics(ctx); err != nil {
 			t.Fatalf("PoolMetrics: %v", err)
@@ -208,4 +191,27 @@ func TestPrometheusMetricsRealPrometheus(t *testing.T) {
 	if !got.Valid || math.Abs(got.CPU-0.73) > 1e-9 || got.Members != 2 {
 		t.Errorf("PoolMetrics = %+v, want CPU 0.73 over 2 members", got)
 	}
+}
+
+// startPrometheus starts a real Prometheus evaluating rules (the rules of
+// one group, indented as its list items) every second, stopped at the end
+// of the test.
+func startPrometheus(t *testing.T, rules string) *promrun.Process {
+	t.Helper()
+	dir := t.TempDir()
+	conf := "global:\n  evaluation_interval: 1s\nrule_files: [" + filepath.Join(dir, "rules.yml") + "]\n"
+	files := map[string]string{"rules.yml": "groups:\n  - name: t\n    interval: 1s\n    rules:\n" + rules, "prometheus.yml": conf}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prom, err := promrun.StartPrometheus(ctx, promrun.Config{ConfigFile: filepath.Join(dir, "prometheus.yml"), DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prom.Stop)
+	return prom
 }

@@ -41,8 +41,9 @@ func (s *session) runDiscover(ctx context.Context, ready func()) error {
 }
 
 // runAutoscaler is the autoscaler phase: the demo's policy on a 127.0.0.1
-// port, reading the pool CPU from the monitoring phase's Prometheus (which
-// starts after it: until then a target-tracking tick finds no data) and
+// port, reading the pool CPU (and for the predictive policy the arrival
+// history, see loadQuery) from the monitoring phase's Prometheus (which
+// starts after it: until then a metric-driven tick finds no data) and
 // draining scale-in victims through the load balancer. Its webhooks need a
 // random token, as in a deployment: Alertmanager reads it from
 // OutDir/autoscaler-token, a file only this user can read.
@@ -60,8 +61,8 @@ func (s *session) runAutoscaler(ctx context.Context, ready func()) error {
 		Cloud:    s.client,
 		PoolID:   string(s.poolID),
 		Policy:   s.cfg.Policy,
-		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + s.addrs.prom},
-		Listener: ln, Interval: s.prof.AutoscalerTick, AuthToken: token,
+		Metrics:  autoscaler.PrometheusMetrics{URL: "http://" + s.addrs.prom, Load: loadQuery(s.cfg.Policy, s.prof)},
+		Listener: ln, Interval: AutoscalerTick(s.cfg.Policy, s.prof), AuthToken: token,
 		NLBID: string(s.svc.NLBID), NLBServiceID: string(s.svc.ServiceID),
 		DrainTimeout: 15 * time.Second, DrainGrace: time.Second,
 		Logger: s.log.With("component", "autoscaler"),

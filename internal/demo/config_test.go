@@ -37,6 +37,8 @@ func TestConfigValidate(t *testing.T) {
 		{"live page on any port", Config{LiveAddr: "127.0.0.1:0"}, ""},
 		{"live page without host", Config{LiveAddr: "8088"}, `live page address "8088"`},
 		{"live page port", Config{LiveAddr: "127.0.0.1:99999"}, `live page address "127.0.0.1:99999"`},
+		{"predictive", Config{Policy: policy.Predictive{Limits: policy.Limits{Min: 1, Max: 5}}}, ""},
+		{"bad predictive", Config{Policy: policy.Predictive{Limits: policy.Limits{Min: 1, Max: 5}, Seasons: -1}}, "policy: seasons -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -204,10 +204,7 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 		c.CPUPerVCPU = DefaultCPUPerVCPU
 	}
 	if c.BootDelay == 0 {
-		c.BootDelay = 2 * time.Second
-		if c.Profile == "seed" {
-			c.BootDelay = 20 * time.Second
-		}
+		c.BootDelay = DefaultBootDelay(c.Profile)
 	}
 	if c.Settle == 0 {
 		c.Settle = 20 * prof.AutoscalerTick
@@ -324,7 +321,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		phases = append(phases, phase{"live page", s.runLive})
 	}
 	s.rec = newRecorder(obs)
-	s.say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, prof.AutoscalerTick, cfg.OutDir)
+	s.say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, AutoscalerTick(cfg.Policy, prof), cfg.OutDir)
 	if err := s.plan(); err != nil {
 		return Result{}, err
 	}

@@ -32,7 +32,7 @@ func (s *session) report() (Result, error) {
 		},
 		Notes: []string{
 			fmt.Sprintf("Members: standard.micro with %.2f core each, %s of CPU per request; pool %d..%d.", cfg.CPUPerVCPU, cfg.Work, cfg.MinSize, cfg.MaxSize),
-			fmt.Sprintf("Monitoring: scrape %s, rate window %s, alert for %s, autoscaler tick %s.", prof.ScrapeInterval, prof.RateWindow, prof.AlertFor, prof.AutoscalerTick),
+			fmt.Sprintf("Monitoring: scrape %s, rate window %s, alert for %s, autoscaler tick %s.", prof.ScrapeInterval, prof.RateWindow, prof.AlertFor, AutoscalerTick(cfg.Policy, prof)),
 			"Latency is measured from each request's planned send time (open workload model).",
 			fmt.Sprintf("Grafana dashboard and alert expressions checked against the live Prometheus: %d of %d returned data.", okQueries, len(ld.queries)),
 		},

@@ -33,7 +33,8 @@ const (
 )
 
 // Recording rules of rules.yml, defined here once: the templates, the
-// autoscaler's target tracking and the demo read these names.
+// autoscaler's target tracking and predictive policy and the demo read these
+// names.
 const (
 	// RuleInstanceCPU is each member's share of CPU time not idle over the
 	// profile's rate window, 0..1 over all its CPUs, labelled by instance.
@@ -41,6 +42,18 @@ const (
 	// RulePoolCPU is the average of RuleInstanceCPU over the members, 0..1:
 	// what the alerts and the autoscaler act on.
 	RulePoolCPU = "pool:node_cpu_utilisation:avg"
+	// RuleArrivalRate is the requests per second arriving at the pool's
+	// apps (tidepool_app_arrivals_total of path "/", counted when a
+	// request arrives, before it waits for CPU), summed over the members,
+	// each between its last two samples within the profile's
+	// ArrivalWindow (irate): the load signal that leads the CPU, which the
+	// autoscaler's predictive policy acts on.
+	RuleArrivalRate = "pool:tidepool_app_arrivals:rate"
+	// RuleCostPerRequest is the member-seconds of CPU one answered request
+	// costs: RuleInstanceCPU summed over the members, over the answered
+	// requests per second of path "/" (RateWindow); 1/capacity of a member.
+	// No value while nothing is answered.
+	RuleCostPerRequest = "pool:tidepool_app_cost_per_request:ratio"
 )
 
 // Params are the deployment-specific inputs of Render. The zero value renders

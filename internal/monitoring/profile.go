@@ -121,6 +121,15 @@ func ProfileByName(name string) (Profile, error) {
 	return Profile{}, fmt.Errorf("unknown monitoring profile %q (want one of %q)", name, names)
 }
 
+// ArrivalWindow is the range of the irate() of the pool's arrival rate
+// (RuleArrivalRate), which uses the last two samples in it: three scrapes,
+// so that a member whose latest scrape is late or failed still has two
+// (with two scrapes it would drop out of the sum), while the rate stays one
+// scrape interval of arrivals and leads the CPU's RateWindow.
+func (p Profile) ArrivalWindow() time.Duration {
+	return 3 * p.ScrapeInterval
+}
+
 // ScrapeTimeout is the scrape_timeout rendered for p: min(ScrapeInterval, 10s).
 func (p Profile) ScrapeTimeout() time.Duration {
 	return min(p.ScrapeInterval, 10*time.Second)

@@ -9,7 +9,7 @@
 // Params; a test keeps it in sync.
 //
 // It owns the monitoring configuration and the recording rules' names
-// (RulePoolCPU, RuleInstanceCPU), and must not import the agents, the cloud or
+// (RulePoolCPU, RuleInstanceCPU, RuleArrivalRate, RuleCostPerRequest), and must not import the agents, the cloud or
 // anything that starts processes.
 package monitoring
 
@@ -151,8 +151,11 @@ type templateData struct {
 	Test            ruleTest
 }
 
-// ruleNames are the recording rules' names (RuleInstanceCPU, RulePoolCPU).
-type ruleNames struct{ InstanceCPU, PoolCPU string }
+// ruleNames are the recording rules' names (RuleInstanceCPU, RulePoolCPU,
+// RuleArrivalRate, RuleCostPerRequest).
+type ruleNames struct {
+	InstanceCPU, PoolCPU, ArrivalRate, CostPerRequest string
+}
 
 // grafanaRule is one of the two Grafana alert rules and its contact point.
 type grafanaRule struct {
@@ -192,8 +195,9 @@ func newTemplateData(p Profile, params Params) templateData {
 		HeaderText:      header,
 		DatasourceUID:   DatasourceUID,
 		GrafanaTokenEnv: GrafanaTokenEnv,
-		Rules:           ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU},
-		Components:      params.components(),
+		Rules: ruleNames{InstanceCPU: RuleInstanceCPU, PoolCPU: RulePoolCPU,
+			ArrivalRate: RuleArrivalRate, CostPerRequest: RuleCostPerRequest},
+		Components: params.components(),
 		GrafanaRules: []grafanaRule{
 			{UID: "tidepool-pool-cpu-high", Title: "TidepoolPoolCPUHigh", Scale: "up", Op: "gt", Word: "above", Threshold: params.ScaleUpAbove},
 			{UID: "tidepool-pool-cpu-low", Title: "TidepoolPoolCPULow", Scale: "down", Op: "lt", Word: "below", Threshold: params.ScaleDownBelow},

@@ -120,12 +120,13 @@ type promRules struct {
 
 func TestRulesUseCourseExpression(t *testing.T) {
 	tests := []struct {
-		profile Profile
-		cpu     string
-		forDur  string
+		profile                Profile
+		cpu                    string
+		forDur                 string
+		arrivalWin, rateWindow string
 	}{
-		{Seed(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[1m])) / sum by (instance) (rate(node_cpu_seconds_total[1m]))`, "1m"},
-		{Fast(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5s])) / sum by (instance) (rate(node_cpu_seconds_total[5s]))`, "3s"},
+		{Seed(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[1m])) / sum by (instance) (rate(node_cpu_seconds_total[1m]))`, "1m", "45s", "1m"},
+		{Fast(), `sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5s])) / sum by (instance) (rate(node_cpu_seconds_total[5s]))`, "3s", "3s", "5s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.profile.Name, func(t *testing.T) {
@@ -148,6 +149,9 @@ func TestRulesUseCourseExpression(t *testing.T) {
 				"pool:node_cpu_utilisation:avg":       "avg(instance:node_cpu_utilisation:ratio)",
 				"TidepoolPoolCPUHigh":                 "pool:node_cpu_utilisation:avg > 0.8",
 				"TidepoolPoolCPULow":                  "pool:node_cpu_utilisation:avg < 0.2",
+				RuleArrivalRate:                       `sum(irate(tidepool_app_arrivals_total{job="app",path="/"}[` + tt.arrivalWin + `]))`,
+				RuleCostPerRequest: `sum(instance:node_cpu_utilisation:ratio) / (sum(rate(tidepool_app_requests_total{job="app",path="/"}[` +
+					tt.rateWindow + `])) > 0)`,
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("rules\n%q\nwant\n%q", got, want)

@@ -15,6 +15,8 @@ const (
 	TargetName = "target-tracking"
 	HPAName    = "hpa-like"
 	AWSName    = "aws-like"
+	// PredictiveName is the setup of policy.Predictive.
+	PredictiveName = "predictive"
 )
 
 // Options are what the standard setups share.
@@ -28,6 +30,9 @@ type Options struct {
 	Target float64
 	// Limits bound every policy (Pool.Limits()).
 	Limits policy.Limits
+	// BootDelay is the pool's boot delay, which the predictive policy's
+	// forecast looks ahead by; 0 means one minute.
+	BootDelay time.Duration
 }
 
 func (o Options) profile() monitoring.Profile {
@@ -114,10 +119,10 @@ func AWS(o Options) Setup {
 // OracleSetup is the oracle (see Oracle).
 func OracleSetup() Setup { return Setup{Name: OracleName} }
 
-// Standard returns the five compared setups in table order: seed,
-// target tracking, HPA-like, AWS-like, oracle.
+// Standard returns the six compared setups in table order: seed, target
+// tracking, HPA-like, AWS-like, predictive, oracle.
 func Standard(o Options) []Setup {
-	return []Setup{Seed(o), TargetTracking(o), HPA(o), AWS(o), OracleSetup()}
+	return []Setup{Seed(o), TargetTracking(o), HPA(o), AWS(o), Predictive(o), OracleSetup()}
 }
 
 // Select returns the setups of all whose names are listed (comma
@@ -143,4 +148,36 @@ func Select(all []Setup, names string) ([]Setup, error) {
 		return nil, fmt.Errorf("unknown policy %q (want some of %s)", n, strings.Join(known, ", "))
 	}
 	return out, nil
+}
+
+// PredictiveHistory is the most arrival history the predictive policy gets:
+// two days, at most 10,000 rates (a Prometheus range query returns at most
+// 11,000 points).
+const PredictiveHistory = 48 * time.Hour
+
+// PredictivePolicy is policy.Predictive as `tidepool autoscaler -policy
+// predictive` runs it by default, for a tick: target 75 %, a burst margin
+// of 2 standard deviations, lead = boot delay + tick, scale-down
+// stabilisation of five profile ticks (5 minutes with the seed profile, as
+// the Kubernetes HPA), forecast over 2 past periods.
+func PredictivePolicy(o Options, tick time.Duration) policy.Predictive {
+	boot := o.BootDelay
+	if boot == 0 {
+		boot = time.Minute
+	}
+	return policy.Predictive{Limits: o.Limits, Target: policy.DefaultPredictiveTarget, Burst: policy.DefaultBurst,
+		Lead: boot + tick, ScaleDownStabilization: 5 * o.profile().AutoscalerTick, Seasons: policy.DefaultSeasons}
+}
+
+// Predictive is the predictive policy reading the pool's arrival rate as
+// tidepool's recording rule computes it (irate over three scrapes, evaluated
+// with the profile's rules) every policy.PredictiveTick, or every profile
+// tick if that is shorter.
+func Predictive(o Options) Setup {
+	p := o.profile()
+	tick := min(policy.PredictiveTick, p.AutoscalerTick)
+	pipe := PrometheusPipeline(p)
+	pipe.ArrivalWindow = p.ArrivalWindow()
+	pipe.History = min(PredictiveHistory, 10000*pipe.Eval)
+	return Setup{Name: PredictiveName, Policy: PredictivePolicy(o, tick), Tick: tick, Metrics: pipe}
 }

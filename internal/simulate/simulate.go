@@ -40,8 +40,14 @@ import (
 // increase between the first and last sample within [t-Window, t] (at least
 // two samples) over their distance, and the pool's is the average over the
 // members with a value. The policy reads the latest evaluation.
+//
+// With ArrivalWindow set, every evaluation also computes the pool's arrival
+// rate the same way from each member's arrivals counter (see arrivals.go)
+// and the policy gets the last History of those rates as
+// Observation.Metrics.Load.
 type Pipeline struct {
 	Scrape, Offset, Window, Eval, Discovery time.Duration
+	ArrivalWindow, History                  time.Duration
 }
 
 // Validate reports a pipeline that cannot produce values.
@@ -138,6 +144,7 @@ type member struct {
 	id                          string
 	created, ready, leave, gone time.Duration
 	busyReady, busyLeave        float64 // workload.busy when it started serving / left
+	arrReady, arrLeave          float64 // workload.arrived when it started serving / left
 }
 
 type boot struct {
@@ -181,6 +188,7 @@ type sim struct {
 	waiting  bool // a tick arrived while busy
 	last     time.Time
 	recs     []policy.Recommendation
+	arrivals arrivalSignal
 	view     []policy.Member
 	run      Run
 	tickSeen int
@@ -215,6 +223,7 @@ func Simulate(tr Trace, pool Pool, setup Setup) (Run, error) {
 	s.run = Run{Setup: setup.Name, End: tr.End}
 	p := setup.Metrics
 	s.ring = make([]float64, int(p.Window/p.Scrape)+3)
+	s.arrivals.init(p)
 	for i := range s.next {
 		s.next[i] = never
 	}
@@ -278,6 +287,7 @@ func (s *sim) handle(ev int, t time.Duration) {
 		}
 	case evScrape:
 		s.ring[s.scrapeK%len(s.ring)] = s.w.busy
+		s.arrivals.scrape(s.scrapeK, s.w.arrived)
 		s.scrapeK++
 		s.next[evScrape] = s.setup.Metrics.Offset + time.Duration(s.scrapeK)*s.setup.Metrics.Scrape
 	case evEval:
@@ -332,7 +342,7 @@ func memberID(seq int) string {
 
 func (s *sim) startServing(t time.Duration, ms []member) {
 	for i := range ms {
-		ms[i].busyReady = s.w.busy
+		ms[i].busyReady, ms[i].arrReady = s.w.busy, s.w.arrived
 	}
 	s.serving += len(ms)
 	s.run.Supply.set(t, s.serving)
@@ -344,7 +354,7 @@ func (s *sim) drainStep(t time.Duration, d drain) {
 		return
 	}
 	if !d.gone {
-		s.members[i].busyLeave = s.w.busy
+		s.members[i].busyLeave, s.members[i].arrLeave = s.w.busy, s.w.arrived
 		s.serving--
 		s.run.Supply.set(t, s.serving)
 		return
@@ -367,6 +377,7 @@ func (s *sim) tick(t time.Duration) {
 		Metrics:         s.metric,
 		Recommendations: s.recs,
 	}
+	obs.Metrics.Load = s.load()
 	s.pending = policy.Pending{}
 	d := s.setup.Policy.Decide(obs, epoch.Add(t))
 	s.recs = d.Recommendations
@@ -452,6 +463,7 @@ func (s *sim) evaluate(t time.Duration) {
 		cpu = s.metric.CPU
 	}
 	s.run.CPU = append(s.run.CPU, Point{T: t, V: cpu})
+	s.evaluateArrivals(t)
 
 	a := s.setup.Alerts
 	if a == nil {

@@ -26,6 +26,10 @@ type workload struct {
 	violated float64
 	// requests and dropped count offered and dropped requests.
 	requests, dropped float64
+	// arrived is the integral of the arrival rate at one serving member
+	// (the same for all, round robin): a member that served over [a, b]
+	// has an arrivals counter of arrived(b) - arrived(a).
+	arrived float64
 }
 
 // advance integrates up to to with n members serving.
@@ -46,6 +50,7 @@ func (w *workload) advance(to time.Duration, n int) {
 		return
 	}
 	nf := float64(n)
+	w.arrived += w.rate / nf * dt
 	capacity := w.timeout * nf
 	w.dropBacklog(capacity)
 	if a >= nf {

@@ -32,6 +32,14 @@ type Metrics struct {
 	Members int
 	// Valid reports that CPU was measured; the zero Metrics means unknown.
 	Valid bool
+	// Load is the pool's arrival rate and cost per request, read by
+	// Predictive; the zero value means unknown (independent of Valid).
+	Load Load
+}
+
+// cpuKnown reports whether CPU holds a measured utilisation.
+func (m Metrics) cpuKnown() bool {
+	return m.Valid && !math.IsNaN(m.CPU) && !math.IsInf(m.CPU, 0) && m.CPU >= 0
 }
 
 // Recommendation is the size a target-tracking policy recommended at one
@@ -113,7 +121,7 @@ func (p TargetTracking) target() float64 {
 func (p TargetTracking) Decide(obs Observation, now time.Time) Decision {
 	from, m, target := obs.Pool.Size, obs.Metrics, p.target()
 	history := recent(obs.Recommendations, now, max(p.ScaleUpStabilization, p.ScaleDownStabilization))
-	if !m.Valid || math.IsNaN(m.CPU) || math.IsInf(m.CPU, 0) || m.CPU < 0 {
+	if !m.cpuKnown() {
 		d := p.Apply(obs, now, Proposal{To: from, Reason: ReasonNoMetrics,
 			Because: "the pool's CPU utilisation is unknown"})
 		d.Recommendations = history

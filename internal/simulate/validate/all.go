@@ -14,16 +14,18 @@ import (
 )
 
 // Policies returns the policies named by `tidepool simulate
-// -validate-policy`: "webhook", "target-tracking" or "both" (both, webhook
-// first).
+// -validate-policy`: "webhook", "target-tracking", "predictive", "both"
+// (webhook, then target-tracking) or "all" (the three in that order).
 func Policies(which string) ([]string, error) {
 	switch which {
 	case "both":
 		return []string{"webhook", "target-tracking"}, nil
-	case "webhook", "target-tracking":
+	case "all":
+		return []string{"webhook", "target-tracking", "predictive"}, nil
+	case "webhook", "target-tracking", "predictive":
 		return []string{which}, nil
 	default:
-		return nil, fmt.Errorf("%q: want webhook, target-tracking or both", which)
+		return nil, fmt.Errorf("%q: want webhook, target-tracking, predictive, both or all", which)
 	}
 }
 

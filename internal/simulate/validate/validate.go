@@ -59,12 +59,12 @@ const MaxSize = 4
 
 // Config configures Run.
 type Config struct {
-	// Policy is "webhook" (the seed's) or "target-tracking"; "" means
-	// "webhook".
+	// Policy is "webhook" (the seed's), "target-tracking" or
+	// "predictive"; "" means "webhook".
 	Policy string
 	// Demo configures the real run; Profile, Stages and Policy are set by
 	// Validate (the fast profile, Stages, and the policy named above built
-	// as Seed/TargetTracking build it). Zero fields take the demo's
+	// as Seed/TargetTracking/Predictive build it). Zero fields take the demo's
 	// defaults.
 	Demo demo.Config
 	// Stages is the load; nil means Stages().
@@ -219,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (Validation, error) {
 		Capacity: nominal, Min: dc.MinSize, Max: dc.MaxSize, Initial: dc.MinSize,
 		BootDelay: cfg.BootDelay, DrainDelay: cfg.DrainDelay, Timeout: 30 * time.Second,
 	}
-	opts := simulate.Options{Profile: prof, Limits: pool.Limits()}
+	opts := simulate.Options{Profile: prof, Limits: pool.Limits(), BootDelay: cfg.BootDelay}
 	var setup simulate.Setup
 	switch cfg.Policy {
 	case "", "webhook":
@@ -229,8 +229,11 @@ func Run(ctx context.Context, cfg Config) (Validation, error) {
 	case "target-tracking":
 		setup = simulate.TargetTracking(opts)
 		dc.Policy = setup.Policy
+	case "predictive":
+		setup = simulate.Predictive(opts)
+		dc.Policy = setup.Policy
 	default:
-		return Validation{}, fmt.Errorf("validate: policy %q: want webhook or target-tracking", cfg.Policy)
+		return Validation{}, fmt.Errorf("validate: policy %q: want webhook, target-tracking or predictive", cfg.Policy)
 	}
 	base, err := simulate.FromStages("validation", cfg.Stages, time.Second)
 	if err != nil {

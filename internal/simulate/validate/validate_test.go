@@ -30,8 +30,9 @@ func TestMain(m *testing.M) {
 // settings, and requires the pool-size curves to agree (Validation.OK: mean
 // difference at most 0.5 members, within ±1 member 80 % of the time, equal
 // peaks ±1). The seed's webhook policy is validated by default (about 3
-// minutes); set TIDEPOOL_VALIDATE=all to validate target tracking as well
-// (3 more minutes).
+// minutes); TIDEPOOL_VALIDATE takes a `tidepool simulate -validate-policy`
+// value instead (webhook, target-tracking, predictive, both or all; about 3
+// minutes per policy).
 func TestValidate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo: about 3 minutes per policy")
@@ -41,8 +42,10 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	policies := []string{"webhook"}
-	if os.Getenv("TIDEPOOL_VALIDATE") == "all" {
-		policies = append(policies, "target-tracking")
+	if v := os.Getenv("TIDEPOOL_VALIDATE"); v != "" {
+		if policies, err = Policies(v); err != nil {
+			t.Fatalf("TIDEPOOL_VALIDATE %v", err)
+		}
 	}
 	for _, pol := range policies {
 		t.Run(pol, func(t *testing.T) {
