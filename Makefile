@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 TERRAFORM_VERSION   := v1.5.7
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short demo lint bench deps clean
+.PHONY: all build test test-short demo lint bench deps deps-browser clean
 
 all: build
 
@@ -17,7 +17,10 @@ build:
 deps:
 	./scripts/install-deps.sh
 
-test: deps $(GOBIN)/terraform
+deps-browser:
+	./scripts/install-deps.sh --browser
+
+test: deps deps-browser $(GOBIN)/terraform
 	$(GO) test -count=1 -timeout 45m ./...
 
 test-short:

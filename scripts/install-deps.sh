@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tidepool's tests and demo need, if missing: the Debian packages
 # prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager,
-# amtool), and haproxy (for `make bench`). Runs apt only as root; otherwise it
+# amtool), haproxy (for `make bench`, --bench) and chromium (for the live
+# page's browser tests, --browser). Runs apt only as root; otherwise it
 # says what to install and fails.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [ "${1:-}" = "--bench" ]; then
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+fi
+if [ "${1:-}" = "--browser" ]; then # the live page's browser tests (headless Chromium)
+  command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

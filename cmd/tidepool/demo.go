@@ -31,6 +31,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.BootDelay, "boot-delay", 0, "emulated VM boot time of new members (default 2s fast, 20s seed)")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "after the load, wait at most this long for the pool to shrink to -min (default 20 ticks)")
 	port := fs.Uint("service-port", demo.DefaultServicePort, "load balancer service port")
+	fs.StringVar(&cfg.LiveAddr, "live", demo.DefaultLiveAddr, "address of the live page, HOST:PORT (a busy port falls back to a free one; port 0 picks one); \"off\" serves none")
 	var stages loadStages
 	fs.Var(&stages, "stage", "load stage, repeatable (see tidepool load -h); default: the built-in scenario")
 	scenario := fs.String("scenario", "", "YAML or JSON file listing the load stages")
@@ -39,6 +40,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Lookup("scale-down-stabilization").DefValue = "5 autoscaler ticks"
 	env := pf.env("TIDEPOOL_DEMO_")
 	env["profile"], env["out"] = []string{"TIDEPOOL_DEMO_PROFILE"}, []string{"TIDEPOOL_DEMO_OUT"}
+	env["live"] = []string{"TIDEPOOL_DEMO_LIVE"}
 	if code, ok := parseFlags(fs, args, env); !ok {
 		return code
 	}

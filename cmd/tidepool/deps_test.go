@@ -8,7 +8,7 @@ import (
 )
 
 // harnesses are the packages only tests may import.
-var harnesses = []string{"tidepool/internal/buildbin", "tidepool/internal/cloud/apispec", "tidepool/internal/cloud/cloudtest", "tidepool/internal/deploytest"}
+var harnesses = []string{"tidepool/internal/buildbin", "tidepool/internal/cloud/apispec", "tidepool/internal/cloud/cloudtest", "tidepool/internal/deploytest", "tidepool/internal/live/browsertest"}
 
 // allowedDeps lists, for the packages with a rule, every tidepool package
 // they may depend on (directly or not); the package doc comments say why.
@@ -35,6 +35,7 @@ var allowedDeps = map[string][]string{
 	"tidepool/internal/loadgen":           {"tidepool/internal/atomicfile"},
 	"tidepool/internal/monitoring":        {"tidepool/internal/atomicfile"},
 	"tidepool/internal/report":            {"tidepool/internal/atomicfile"},
+	"tidepool/internal/live":              {"tidepool/internal/atomicfile", "tidepool/internal/report"},
 	"tidepool/internal/discover":          {"tidepool/internal/atomicfile", "tidepool/internal/backoff"},
 	"tidepool/internal/autoscaler": {"tidepool/internal/atomicfile", "tidepool/internal/autoscaler/policy",
 		"tidepool/internal/backoff", "tidepool/internal/httpbody", "tidepool/internal/monitoring", "tidepool/internal/promquery"},

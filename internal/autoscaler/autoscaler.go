@@ -53,7 +53,8 @@ const ReasonObserveFailed policy.Reason = "observe-failed"
 
 // Record is one tick's decision and what came of it.
 type Record struct {
-	// Time is when the decision was made (the tick's now).
+	// Time is when the decision was made: the tick's now, when it began
+	// (a change it made finished later).
 	Time time.Time `json:"time"`
 	policy.Decision
 	// Result is scaled, noop, held, dry_run, error or aborted.
@@ -99,6 +100,7 @@ type Autoscaler struct {
 
 	tickMu sync.Mutex              // one tick at a time
 	recs   []policy.Recommendation // the policy's state (Decision.Recommendations); guarded by tickMu
+	tickAt time.Time               // the running tick's now, the Time of its records; guarded by tickMu
 
 	mu         sync.Mutex // guards the fields below
 	pool       policy.Pool
@@ -260,6 +262,7 @@ func (a *Autoscaler) loop(ctx context.Context, served <-chan error) error {
 func (a *Autoscaler) Tick(ctx context.Context) (policy.Decision, error) {
 	a.tickMu.Lock()
 	defer a.tickMu.Unlock()
+	a.tickAt = a.cfg.Now()
 
 	pool, ms, err := a.cloud.observe(ctx)
 	if err != nil {
@@ -418,7 +421,7 @@ func graceContext(parent context.Context, grace time.Duration) (ctx context.Cont
 }
 
 func (a *Autoscaler) record(d policy.Decision, result string, err error) {
-	r := Record{Time: a.cfg.Now(), Decision: d, Result: result}
+	r := Record{Time: a.tickAt, Decision: d, Result: result}
 	if err != nil {
 		r.Error = err.Error()
 	}

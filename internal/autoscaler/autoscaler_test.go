@@ -178,6 +178,38 @@ func TestTickScalesUpOnSignal(t *testing.T) {
 	}
 }
 
+// TestRecordTimeIsTheTicksNow: a decision is stamped with the now of the
+// tick that made it, not when its change finished, so that marks drawn from
+// the records (the demo's report) do not land late.
+func TestRecordTimeIsTheTicksNow(t *testing.T) {
+	f := newFakeCloud(t, 1)
+	var mu sync.Mutex
+	now := time.Date(2025, 11, 25, 12, 0, 0, 0, time.UTC)
+	a, _, _ := newTestAutoscaler(t, f, func(c *Config) {
+		c.Now = func() time.Time { // every reading is a second after the last
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(time.Second)
+			return now
+		}
+	})
+	if code, _ := signal(t, a, http.MethodPost, "/up", "", nil); code != http.StatusOK {
+		t.Fatalf("POST /up = %d, want 200", code)
+	}
+	mu.Lock()
+	before := now
+	mu.Unlock()
+	if _, err := a.Tick(context.Background()); err != nil {
+		t.Fatalf("Tick: %v", err)
+	}
+	st := a.Status()
+	got := st.Decisions[len(st.Decisions)-1]
+	if got.Result != resultScaled || !got.Time.After(before) || !got.Time.Before(st.LastScale) {
+		t.Errorf("record %s at %s, want scaled and stamped after %s and before the change finished at %s",
+			got.Result, got.Time, before, st.LastScale)
+	}
+}
+
 func TestTickDownAtMinIsNoop(t *testing.T) {
 	f := newLocalCloud(t, 1)
 	a, _, logs := newTestAutoscaler(t, f, nil)

@@ -29,6 +29,8 @@ import (
 //     unified-alerting payload; each firing alert's direction comes from its
 //     DirectionLabel label or DirectionAnnotation annotation.
 //   - GET /status (JSON Status), GET /metrics (Prometheus), GET /health.
+//   - GET / : the read-only HTML status page (status.go), behind the same
+//     credentials as the webhooks.
 //
 // Webhook endpoints answer 405 for another method, 401 without the
 // configured credentials, 413 for a body over MaxBody (refused unread when
@@ -40,6 +42,7 @@ func (a *Autoscaler) Handler() http.Handler {
 	mux.Handle("/down", a.webhook("/down", a.signalMethods(), a.handleSignal(policy.Down)))
 	mux.Handle("/webhook", a.webhook("/webhook", []string{http.MethodPost, http.MethodPut}, a.handleAlerts))
 	mux.HandleFunc("GET /status", a.handleStatus)
+	mux.Handle("GET /{$}", a.statusPage()) // HTML status page (status.go)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -33,6 +33,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative settle", Config{Settle: -time.Second}, "must not be negative"},
 		{"bad stage", Config{Stages: []loadgen.Stage{{Kind: loadgen.KindHold, From: -1, Duration: time.Second}}}, "load:"},
 		{"bad policy", Config{Policy: policy.TargetTracking{Limits: policy.Limits{Min: 1, Max: 5}, Target: 2}}, "policy:"},
+		{"live page off", Config{LiveAddr: LiveOff}, ""},
+		{"live page on any port", Config{LiveAddr: "127.0.0.1:0"}, ""},
+		{"live page without host", Config{LiveAddr: "8088"}, `live page address "8088"`},
+		{"live page port", Config{LiveAddr: "127.0.0.1:99999"}, `live page address "127.0.0.1:99999"`},
 		{"predictive", Config{Policy: policy.Predictive{Limits: policy.Limits{Min: 1, Max: 5}}}, ""},
 		{"bad predictive", Config{Policy: policy.Predictive{Limits: policy.Limits{Min: 1, Max: 5}, Seasons: -1}}, "policy: seasons -1"},
 	}

@@ -5,11 +5,12 @@
 // load balancer. It samples the system every second and ends with report.html,
 // report.png and a printed summary.
 //
-// Run is a sequence of phases (phases.go), one file each: cloud, pool and
-// load balancer, agents (discover, autoscaler), monitoring, load, then the
-// report. Run owns everything it starts: when it returns (or its context is
-// cancelled) every process it started has been stopped and every temporary
-// resource removed. It installs nothing: a missing Prometheus or
+// Run is a sequence of phases (phases.go), one file each: the live page
+// (unless switched off), cloud, pool and load balancer, agents (discover,
+// autoscaler), monitoring, load, then the report, which the live page shows
+// before it stops. Run owns everything it starts: when it returns (or its
+// context is cancelled) every process it started has been stopped and every
+// temporary resource removed. It installs nothing: a missing Prometheus or
 // Alertmanager is an error before anything starts (`make demo` installs
 // them). The package wires components together and must not be imported by
 // any of them.
@@ -24,12 +25,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/autoscaler"
 	"tidepool/internal/autoscaler/policy"
+	"tidepool/internal/live"
 	"tidepool/internal/loadgen"
 	"tidepool/internal/monitoring"
 	"tidepool/internal/outpath"
@@ -90,13 +93,18 @@ type Config struct {
 	// Out receives progress lines and the summary; nil discards them.
 	Out io.Writer
 	// Observer, if set, is told about every sample and event as it is
-	// recorded (a live view); nil means none. See Observer for the rules.
+	// recorded (a live view; the demo's own live page, LiveAddr, is told
+	// too); nil means none. See Observer for the rules.
 	Observer Observer
 	// Policy is the autoscaler's scaling policy; nil means the seed's
 	// policy.Webhook bounded by MinSize and MaxSize. A policy's own Limits
 	// are used as they are (keep them equal to MinSize/MaxSize). The
 	// autoscaler reads the pool CPU from the demo's Prometheus for it.
 	Policy policy.Policy
+	// LiveAddr is where the live page is served while the demo runs
+	// (HOST:PORT; a busy port falls back to a free port of the same host,
+	// port 0 picks one); "" means DefaultLiveAddr, LiveOff serves none.
+	LiveAddr string
 }
 
 // DefaultScenario is the default load for a profile: a ramp that takes the
@@ -144,7 +152,8 @@ type QueryCheck struct {
 
 // Validate reports the first error in c (an unknown profile, pool bounds,
 // non-positive work or CPU quota, a negative duration, an invalid policy or
-// load scenario, an output directory that cannot be created) without
+// load scenario, an output directory that cannot be created, a live page
+// address that is not HOST:PORT or LiveOff) without
 // starting or writing anything.
 func (c Config) Validate() error {
 	_, _, err := c.withDefaults()
@@ -218,12 +227,19 @@ func (c Config) withDefaults() (Config, monitoring.Profile, error) {
 	if c.Out == nil {
 		c.Out = io.Discard
 	}
+	if c.LiveAddr == "" {
+		c.LiveAddr = DefaultLiveAddr
+	}
+	if err := checkLiveAddr(c.LiveAddr); err != nil {
+		return c, prof, err
+	}
 	return c, prof, nil
 }
 
 // session is what the phases of one run share. A phase sets its fields
 // before it calls ready; later phases read them only after that (the ready
-// channel orders the accesses).
+// channel orders the accesses). The live page phase, stopped last, reads
+// the others' fields once they have returned.
 type session struct {
 	cfg  Config
 	prof monitoring.Profile
@@ -243,6 +259,23 @@ type session struct {
 	autoscalerTokenFile  string // the token its webhooks require, for Alertmanager
 	monDir, promURL      string // monitoring phase
 	load                 loadResult
+	// feed tells the live phase what is recorded, live is its page; both
+	// nil without a live page.
+	feed *liveFeed
+	live *live.Server
+
+	// result is the Result and the report, made once (see session.result).
+	resultOnce sync.Once
+	res        Result
+	resErr     error
+}
+
+// result writes the report and returns the Result, once: when the live
+// phase, stopped after every other phase, shows the report, or when Run
+// returns (report.go). Only after every component phase has returned.
+func (s *session) result() (Result, error) {
+	s.resultOnce.Do(func() { s.res, s.resErr = s.report() })
+	return s.res, s.resErr
 }
 
 // say prints one line of progress.
@@ -280,27 +313,33 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg:  cfg,
 		prof: prof,
 		log:  slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		rec:  newRecorder(cfg.Observer),
 	}
+	obs, phases := cfg.Observer, []phase(nil)
+	if cfg.LiveAddr != LiveOff {
+		s.feed = newLiveFeed()
+		obs = joinObservers(obs, s.feed)
+		phases = append(phases, phase{"live page", s.runLive})
+	}
+	s.rec = newRecorder(obs)
 	s.say("tidepool demo: profile %s (autoscaler tick %s), output in %s", prof.Name, AutoscalerTick(cfg.Policy, prof), cfg.OutDir)
 	if err := s.plan(); err != nil {
 		return Result{}, err
 	}
-	err = runPhases(ctx, []phase{
-		{"cloud", s.runCloud},
-		{"pool and load balancer", s.runPool},
-		{"discover", s.runDiscover},
-		{"autoscaler", s.runAutoscaler},
-		{"monitoring", s.runMonitoring},
-		{"load", s.runLoad},
-	})
+	err = runPhases(ctx, append(phases,
+		phase{"cloud", s.runCloud},
+		phase{"pool and load balancer", s.runPool},
+		phase{"discover", s.runDiscover},
+		phase{"autoscaler", s.runAutoscaler},
+		phase{"monitoring", s.runMonitoring},
+		phase{"load", s.runLoad},
+	))
 	if s.load.start.IsZero() { // stopped before the load: nothing to report
 		if err == nil {
 			err = errors.New("stopped before the load started")
 		}
 		return Result{}, err
 	}
-	res, rerr := s.report()
+	res, rerr := s.result()
 	return res, errors.Join(err, rerr)
 }
 

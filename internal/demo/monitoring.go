@@ -15,7 +15,8 @@ import (
 // runMonitoring is the monitoring phase: the configuration rendered into
 // OutDir/monitoring for this run's addresses, then real Alertmanager and
 // Prometheus with fresh data directories and their output in
-// OutDir/monitoring.log. A process that exits on its own stops the demo.
+// OutDir/monitoring.log; the live page links to them. A process that exits
+// on its own stops the demo.
 func (s *session) runMonitoring(ctx context.Context, ready func()) error {
 	out := s.cfg.OutDir
 	s.monDir = filepath.Join(out, "monitoring")
@@ -68,6 +69,7 @@ func (s *session) runMonitoring(ctx context.Context, ready func()) error {
 	defer prom.Stop()
 	s.promURL = prom.URL
 	s.say("prometheus %s, alertmanager http://%s, autoscaler http://%s", prom.URL, s.addrs.alertmanager, s.autoscalerAddr)
+	s.linkLive(prom.URL)
 	ready()
 	select {
 	case <-ctx.Done():

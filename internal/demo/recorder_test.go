@@ -27,7 +27,7 @@ func TestRecorderTellsObserver(t *testing.T) {
 	start := time.Now()
 	r.addEvent(report.Event{Kind: report.KindLoadStart})
 	r.addLoad(start, loadgen.Second{Offset: 2 * time.Second, Offered: 12, Answered: 11, OK: 11})
-	r.addObservation(2500*time.Millisecond, 3, 2, 0.7, map[string]float64{"a": 0.7})
+	r.addObservation(2500*time.Millisecond, observation{size: 3, running: 2, starting: 1, draining: 0, avgCPU: 0.7, cpu: map[string]float64{"a": 0.7}})
 	r.addDecisions(start, []autoscaler.Record{
 		{Time: start.Add(3 * time.Second), Decision: policy.Decision{From: 2, To: 3}, Result: "scaled"},
 		{Time: start.Add(4 * time.Second), Decision: policy.Decision{From: 3, To: 3}, Result: "noop"},

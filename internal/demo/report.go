@@ -10,8 +10,9 @@ import (
 
 // report is the last phase: it builds the Result from what was recorded,
 // writes report.html and report.png (and the load timeline as CSV and JSON)
-// into OutDir and prints the summary. It runs after every other phase has
-// stopped, also after an interruption.
+// into OutDir and prints the summary. It runs once (session.result) after
+// every component phase has stopped, also after an interruption: in the
+// live page phase, the last to stop, or else after the phases.
 func (s *session) report() (Result, error) {
 	cfg, prof, ld := s.cfg, s.prof, s.load
 	samples, events := s.rec.snapshot()

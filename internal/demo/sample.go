@@ -35,7 +35,9 @@ type Observer interface {
 	// generator's second, or the pool and CPU observation) is recorded;
 	// the same T comes again as the other part arrives.
 	Sample(report.Sample)
-	// Event receives each load or scaling event.
+	// Event receives each event: the load's start and end, an alert
+	// that started or stopped firing, an autoscaler decision that changed,
+	// held or failed to change the pool.
 	Event(report.Event)
 }
 
@@ -50,6 +52,7 @@ type recorder struct {
 	events  []report.Event
 	seen    map[time.Time]bool // autoscaler decisions already turned into events
 	pool    [2]int             // last size, running
+	alerts  map[string]string  // last known alert states
 }
 
 // newRecorder returns an empty recorder telling obs (nil: nobody).
@@ -73,7 +76,7 @@ func (r *recorder) notifyEvent(e report.Event) {
 func (r *recorder) at(sec int) *report.Sample {
 	s, ok := r.samples[sec]
 	if !ok {
-		s = &report.Sample{T: time.Duration(sec) * time.Second, PoolSize: -1, RunningSize: -1, AvgCPU: math.NaN()}
+		s = &report.Sample{T: time.Duration(sec) * time.Second, PoolSize: -1, RunningSize: -1, StartingSize: -1, DrainingSize: -1, AvgCPU: math.NaN()}
 		r.samples[sec] = s
 	}
 	return s
@@ -98,18 +101,25 @@ func (r *recorder) addLoad(start time.Time, l loadgen.Second) {
 	r.notifySample(s)
 }
 
-// addObservation records the pool size (-1: unknown) and CPU utilisation
-// (NaN: unknown) sampled at t.
-func (r *recorder) addObservation(t time.Duration, size, running int, avg float64, per map[string]float64) {
+// addObservation records what the sampler read at t, and an event for
+// each alert that started or stopped firing.
+func (r *recorder) addObservation(t time.Duration, o observation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.at(int(t / time.Second))
-	s.PoolSize, s.RunningSize = size, running
-	s.AvgCPU, s.CPU = avg, per
-	if size >= 0 {
-		r.pool = [2]int{size, running}
+	s.PoolSize, s.RunningSize, s.StartingSize, s.DrainingSize = o.size, o.running, o.starting, o.draining
+	s.AvgCPU, s.CPU, s.Alerts = o.avgCPU, o.cpu, o.alerts
+	if o.size >= 0 {
+		r.pool = [2]int{o.size, o.running}
 	}
 	r.notifySample(s)
+	if o.alerts != nil {
+		for _, e := range alertEvents(report.Sample{T: t}, r.alerts, o.alerts) {
+			r.events = append(r.events, e)
+			r.notifyEvent(e)
+		}
+		r.alerts = o.alerts
+	}
 }
 
 func (r *recorder) addEvent(e report.Event) {
@@ -119,20 +129,22 @@ func (r *recorder) addEvent(e report.Event) {
 	r.notifyEvent(e)
 }
 
-// addDecisions turns the autoscaler's new scaling decisions into events.
+// addDecisions turns the autoscaler's new decisions that changed, held or
+// failed to change the pool into events.
 func (r *recorder) addDecisions(start time.Time, recs []autoscaler.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, d := range recs {
-		if r.seen[d.Time] || d.Result != "scaled" {
+		kind := decisionKind(d)
+		if r.seen[d.Time] || kind == "" {
 			continue
 		}
 		r.seen[d.Time] = true
-		kind := report.KindScaleOut
-		if d.To < d.From {
-			kind = report.KindScaleIn
+		reason := d.Message
+		if d.Error != "" {
+			reason += ": " + d.Error
 		}
-		e := report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: d.Message}
+		e := report.Event{T: d.Time.Sub(start), Kind: kind, From: d.From, To: d.To, Reason: reason}
 		r.events = append(r.events, e)
 		r.notifyEvent(e)
 	}
@@ -162,7 +174,7 @@ func (r *recorder) latest() (load, pool report.Sample, failed int) {
 	if lk >= 0 {
 		load = *r.samples[lk]
 	}
-	pool = report.Sample{PoolSize: -1, RunningSize: -1, AvgCPU: math.NaN()}
+	pool = report.Sample{PoolSize: -1, RunningSize: -1, StartingSize: -1, DrainingSize: -1, AvgCPU: math.NaN()}
 	if pk >= 0 {
 		pool = *r.samples[pk]
 	}
@@ -178,7 +190,7 @@ func (r *recorder) snapshot() ([]report.Sample, []report.Event) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].T < out[j].T })
 	ev := append([]report.Event(nil), r.events...)
-	sort.Slice(ev, func(i, j int) bool { return ev[i].T < ev[j].T })
+	sort.SliceStable(ev, func(i, j int) bool { return ev[i].T < ev[j].T })
 	return out, ev
 }
 
@@ -190,16 +202,22 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 	for {
 		t := time.Since(start)
 		qctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
-		size, running, err := poolSize(qctx, client, poolID)
-		if err != nil {
-			size, running = -1, -1
+		o := unknownObservation()
+		o.cpu = map[string]float64{}
+		size, running, runningIDs, err := poolMembers(qctx, client, poolID)
+		switch {
+		case err != nil:
 			if ctx.Err() == nil {
 				log.Warn("sample pool", "err", err)
 			}
+		default:
+			o.size, o.running, o.starting = size, running, size-running
+			if n, err := countDraining(qctx, promURL, runningIDs); err == nil {
+				o.draining = n
+			}
 		}
-		avg, per := math.NaN(), map[string]float64{}
 		if v, err := promrun.Query(qctx, promURL, poolCPUSeries); err == nil && len(v) > 0 {
-			avg = v[0].Value
+			o.avgCPU = v[0].Value
 		}
 		if v, err := promrun.Query(qctx, promURL, instanceCPUSeries); err == nil {
 			for _, s := range v {
@@ -207,11 +225,14 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 				if name == "" {
 					name = s.Labels["instance"]
 				}
-				per[name] = s.Value
+				o.cpu[name] = s.Value
 			}
 		}
+		if a, err := promrun.AlertStates(qctx, promURL); err == nil {
+			o.alerts = a
+		}
 		cancel()
-		rec.addObservation(t, size, running, avg, per)
+		rec.addObservation(t, o)
 		rec.addDecisions(start, scaler.Status().Decisions)
 		select {
 		case <-ctx.Done():
@@ -219,24 +240,6 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 		case <-tick.C:
 		}
 	}
-}
-
-// poolSize returns the pool's member count and how many are running.
-func poolSize(ctx context.Context, client *v3.Client, poolID v3.UUID) (size, running int, err error) {
-	list, err := client.ListInstances(ctx, v3.ListInstancesWithManagerID(poolID), v3.ListInstancesWithManagerType(v3.ListInstancesManagerTypeInstancePool))
-	if err != nil {
-		return 0, 0, fmt.Errorf("list instances: %w", err)
-	}
-	for _, in := range list.Instances {
-		switch in.State {
-		case v3.InstanceStateDestroying, v3.InstanceStateDestroyed, v3.InstanceStateExpunging:
-			continue
-		case v3.InstanceStateRunning:
-			running++
-		}
-		size++
-	}
-	return size, running, nil
 }
 
 // progress prints one line every period until ctx ends.

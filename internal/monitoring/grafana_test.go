@@ -144,7 +144,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			for _, panel := range g.Dashboard["panels"].([]any) {
 				titles = append(titles, panel.(map[string]any)["title"].(string))
 			}
-			wantTitles := []string{"Pool average CPU", "CPU per instance", "Pool size", "Scaling decisions", "Request rate", "Latency", "In-flight requests"}
+			wantTitles := []string{"Load: answered", "Pool size", "CPU utilisation", "Latency (at the app)", "Failed requests", "Alerts", "Scaling decisions"}
 			if !reflect.DeepEqual(titles, wantTitles) {
 				t.Errorf("panels %q, want %q", titles, wantTitles)
 			}
@@ -252,15 +252,19 @@ func TestQueries(t *testing.T) {
 		got = append(got, q.Where+": "+q.Expr)
 	}
 	want := []string{
-		`panel "Pool average CPU" target A: pool:node_cpu_utilisation:avg`,
-		`panel "CPU per instance" target A: instance:node_cpu_utilisation:ratio`,
-		`panel "Pool size" target A: tidepool_autoscaler_pool_size`,
+		`panel "Load: answered" target A: sum by (code) (rate(tidepool_app_requests_total[5s]))`,
+		`panel "Pool size" target A: max(tidepool_autoscaler_pool_size)`,
 		`panel "Pool size" target B: count(up{job="node"} == 1)`,
+		`panel "Pool size" target C: clamp_min(max(tidepool_autoscaler_pool_size) - count(up{job="node"} == 1), 0)`,
+		`panel "Pool size" target D: sum(tidepool_app_draining)`,
+		`panel "CPU utilisation" target A: pool:node_cpu_utilisation:avg`,
+		`panel "CPU utilisation" target B: instance:node_cpu_utilisation:ratio`,
+		`panel "Latency (at the app)" target A: histogram_quantile(0.5, sum by (le) (rate(tidepool_app_request_duration_seconds_bucket[5s])))`,
+		`panel "Latency (at the app)" target B: histogram_quantile(0.95, sum by (le) (rate(tidepool_app_request_duration_seconds_bucket[5s])))`,
+		`panel "Latency (at the app)" target C: histogram_quantile(0.99, sum by (le) (rate(tidepool_app_request_duration_seconds_bucket[5s])))`,
+		`panel "Failed requests" target A: sum(rate(tidepool_app_requests_total{code!~"2.."}[5s])) or vector(0)`,
+		`panel "Alerts" target A: max by (alertname) ((ALERTS{alertname=~"TidepoolPoolCPUHigh|TidepoolPoolCPULow", alertstate="firing"} * 2) or ALERTS{alertname=~"TidepoolPoolCPUHigh|TidepoolPoolCPULow", alertstate="pending"} or label_replace(vector(0), "alertname", "TidepoolPoolCPUHigh", "", "") or label_replace(vector(0), "alertname", "TidepoolPoolCPULow", "", ""))`,
 		`panel "Scaling decisions" target A: sum by (direction, result) (increase(tidepool_autoscaler_decisions_total[5s]))`,
-		`panel "Request rate" target A: sum by (code) (rate(tidepool_app_requests_total[5s]))`,
-		`panel "Latency" target A: histogram_quantile(0.5, sum by (le) (rate(tidepool_app_request_duration_seconds_bucket[5s])))`,
-		`panel "Latency" target B: histogram_quantile(0.95, sum by (le) (rate(tidepool_app_request_duration_seconds_bucket[5s])))`,
-		`panel "In-flight requests" target A: sum(tidepool_app_in_flight_requests)`,
 		`rule TidepoolPoolCPUHigh query A: pool:node_cpu_utilisation:avg`,
 		`rule TidepoolPoolCPULow query A: pool:node_cpu_utilisation:avg`,
 	}

@@ -129,6 +129,17 @@ func TestIntegrationFastProfile(t *testing.T) {
 	for _, q := range queries {
 		samples := waitQuery(t, client, promBase, q.Expr, time.Minute)
 		t.Logf("%s: %s -> %d series, first %v", q.Where, q.Expr, len(samples), samples[0].Value)
+		if strings.HasPrefix(q.Where, `panel "Alerts"`) {
+			// 2 firing, 1 pending, 0 inactive: at 95 % CPU the high alert
+			// fires and the low one is inactive.
+			states := map[string]any{}
+			for _, s := range samples {
+				states[s.Metric["alertname"]] = s.Value[1]
+			}
+			if want := map[string]any{"TidepoolPoolCPUHigh": "2", "TidepoolPoolCPULow": "0"}; fmt.Sprint(states) != fmt.Sprint(want) {
+				t.Errorf("alert states %v, want %v", states, want)
+			}
+		}
 	}
 
 	// Values and labels, not just presence: the pool is 95% busy; both jobs

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +32,15 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 		t.Fatal(err)
 	}
 	promCfg := filepath.Join(dir, "prometheus.yml")
-	writeFile(t, promCfg, fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: self\n  static_configs: [{targets: ['%s']}]\n", listen))
+	writeFile(t, promCfg, fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files: [rules.yml]\nscrape_configs:\n- job_name: self\n  static_configs: [{targets: ['%s']}]\n", listen))
+	writeFile(t, filepath.Join(dir, "rules.yml"), `groups:
+- name: g
+  rules:
+  - {alert: Always, expr: vector(1) > 0}
+  - {alert: Waiting, expr: vector(1) > 0, for: 1h}
+  - {alert: Never, expr: vector(0) > 1}
+  - {record: not_an_alert, expr: vector(1)}
+`)
 	mustMkdir(t, filepath.Join(dir, "tsdb"))
 	prom, err := StartPrometheus(ctx, Config{ConfigFile: promCfg, DataDir: filepath.Join(dir, "tsdb"), Listen: listen})
 	if err != nil {
@@ -58,6 +70,20 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 		t.Errorf("scalar query = %v, %v; want one sample of 2", sc, err)
 	}
 
+	want := map[string]string{"Always": "firing", "Waiting": "pending", "Never": "inactive"}
+	var states map[string]string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if states, err = AlertStates(ctx, prom.URL); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(states) == fmt.Sprint(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if fmt.Sprint(states) != fmt.Sprint(want) {
+		t.Errorf("AlertStates = %v, want %v", states, want)
+	}
+
 	amCfg := filepath.Join(dir, "alertmanager.yml")
 	writeFile(t, amCfg, "route: {receiver: none}\nreceivers: [{name: none}]\n")
 	mustMkdir(t, filepath.Join(dir, "am"))
@@ -72,6 +98,27 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("process %d still exists after Stop (kill 0: %v)", pid, err)
 		}
+	}
+}
+
+func TestAlertStatesErrors(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"error status", `{"status":"error","error":"boom"}`, "boom"},
+		{"not JSON", `<html>`, "decode"},
+		{"unknown state", `{"status":"success","data":{"groups":[{"rules":[{"name":"A","type":"alerting","state":"odd"}]}]}}`, "unknown state"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			if _, err := AlertStates(context.Background(), srv.URL); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("AlertStates error = %v, want one containing %q", err, tt.want)
+			}
+		})
 	}
 }
 

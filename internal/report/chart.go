@@ -85,14 +85,10 @@ func lineStyle(clr color.Color, width vg.Length, dashes ...vg.Length) draw.LineS
 	return draw.LineStyle{Color: clr, Width: width, Dashes: dashes}
 }
 
-// Marker styles per event kind; labelled kinds get a "+1 → 3" label.
-var markStyles = map[string]draw.LineStyle{
-	KindScaleOut:  lineStyle(scaleOutClr, 1.6),
-	KindScaleIn:   lineStyle(scaleInClr, 1.6, 5, 3),
-	KindAlertUp:   lineStyle(scaleOutClr, 1, 1.5, 2.5),
-	KindAlertDown: lineStyle(scaleInClr, 1, 1.5, 2.5),
-	KindLoadStart: lineStyle(grey, 1, 1.5, 2.5),
-	KindLoadEnd:   lineStyle(grey, 1, 1.5, 2.5),
+// markStyle is the line of an event kind's marks (see Marks).
+func markStyle(kind string) (draw.LineStyle, bool) {
+	m, ok := markSpecs[kind]
+	return m.Line.style(), ok
 }
 
 // panel is one chart of the stack with the legend drawn beside it.
@@ -131,12 +127,26 @@ func drawFigure(dc draw.Canvas, d Data) {
 	}
 
 	xmax := max(s.Duration.Seconds(), 1)
-	panels := []panel{
-		loadPanel(samples, events, xmax, s),
-		poolPanel(samples, events, xmax),
-		cpuPanel(samples, events, xmax, d),
-		latencyPanel(samples, events, xmax),
-		errorsPanel(samples, events, xmax),
+	pts := make([]Point, len(samples))
+	for i, smp := range samples {
+		pts[i] = PlotPoint(smp)
+	}
+	var panels []panel
+	for _, spec := range panelSpecs {
+		var pn panel
+		switch spec.ID {
+		case "load":
+			pn = loadPanel(spec, pts, events, xmax, s)
+		case "pool":
+			pn = poolPanel(spec, pts, events, xmax)
+		case "cpu":
+			pn = cpuPanel(spec, pts, samples, events, xmax, d)
+		case "latency":
+			pn = latencyPanel(spec, pts, events, xmax)
+		case "errors":
+			pn = errorsPanel(spec, pts, events, xmax)
+		}
+		panels = append(panels, pn)
 	}
 	plotsArea := draw.Crop(area, 0, -(legendW + legendGap), 0, 0)
 	plots := make([][]*plot.Plot, len(panels))
@@ -371,15 +381,11 @@ func addMarks(p *plot.Plot, events []Event, kinds ...string) []legendEntry {
 		return nil
 	}
 	p.Add(marks{events: sel})
-	names := map[string]string{
-		KindScaleOut: "scale-out", KindScaleIn: "scale-in",
-		KindAlertUp: "alert fired", KindAlertDown: "alert resolved",
-		KindLoadStart: "load start", KindLoadEnd: "load end",
-	}
 	var out []legendEntry
 	for _, k := range kinds {
 		if present[k] {
-			out = append(out, legendEntry{name: names[k], thumb: vlineThumb(markStyles[k])})
+			ls, _ := markStyle(k)
+			out = append(out, legendEntry{name: markSpecs[k].Name, thumb: vlineThumb(ls)})
 		}
 	}
 	return out
@@ -400,13 +406,13 @@ func (m marks) Plot(c draw.Canvas, p *plot.Plot) {
 		rowEnd[i] = c.Min.X - 1000
 	}
 	for _, ev := range m.events {
-		ls, ok := markStyles[ev.Kind]
+		ls, ok := markStyle(ev.Kind)
 		x := trX(ev.T.Seconds())
 		if !ok || x < c.Min.X-0.5 || x > c.Max.X+0.5 {
 			continue
 		}
 		c.StrokeLine2(ls, x, c.Min.Y, x, c.Max.Y)
-		if ev.Kind != KindScaleOut && ev.Kind != KindScaleIn {
+		if !markSpecs[ev.Kind].Labelled {
 			continue
 		}
 		txt := stepLabel(ev)

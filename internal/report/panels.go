@@ -4,117 +4,121 @@ package report
 
 import (
 	"cmp"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg"
 )
 
-func loadPanel(samples []Sample, events []Event, xmax float64, s Summary) panel {
-	p := newPanel("Load: offered vs answered", "load (req/s)", xmax)
-	offered := make([]xy, len(samples))
-	answered := make([]xy, len(samples))
-	for i, smp := range samples {
-		x := smp.T.Seconds()
-		offered[i] = xy{x, smp.OfferedRPS}
-		answered[i] = xy{x, smp.AnsweredRPS}
+// specSeries returns the points of each series of spec, in spec order.
+func specSeries(spec PanelSpec, pts []Point) [][]xy {
+	out := make([][]xy, len(spec.Series))
+	for i, ser := range spec.Series {
+		out[i] = make([]xy, len(pts))
+		for j, pt := range pts {
+			v, ok := pt.Values[ser.Key]
+			if !ok {
+				v = math.NaN()
+			}
+			out[i][j] = xy{pt.T, v}
+		}
 	}
-	setY(p, niceTicks(maxY(offered, answered), false))
+	return out
+}
+
+// addSpecSeries adds the series of spec and returns their legend entries
+// (one per series, with or without points) and whether any had a point.
+func addSpecSeries(p *plot.Plot, spec PanelSpec, series [][]xy) ([]legendEntry, bool) {
 	var legend []legendEntry
-	if s.LoadLevel > 0 {
-		lv := &plotter.Line{XYs: plotter.XYs{{X: 0, Y: s.LoadLevel}, {X: xmax, Y: s.LoadLevel}},
-			LineStyle: lineStyle(grey, 1, 2, 3)}
-		p.Add(lv)
-		legend = append(legend, legendEntry{name: fmt.Sprintf("rise/drop at %.0f %% of peak", 100*s.LoadLevel/s.PeakOfferedRPS), thumb: lv})
+	has := false
+	for i, ser := range spec.Series {
+		step := plotter.NoStep
+		if ser.Step {
+			step = plotter.PostStep
+		}
+		e, ok := addSeries(p, ser.Name, series[i], ser.Line.style(), step)
+		has = has || ok
+		legend = append(legend, e)
 	}
-	e1, ok1 := addSeries(p, "offered (planned)", offered, lineStyle(blue, 2.2, 7, 3), plotter.NoStep)
-	e2, ok2 := addSeries(p, "answered", answered, lineStyle(green, 2), plotter.NoStep)
-	if !ok1 && !ok2 {
+	return legend, has
+}
+
+func loadPanel(spec PanelSpec, pts []Point, events []Event, xmax float64, s Summary) panel {
+	p := newPanel(spec.Title, spec.YLabel, xmax)
+	series := specSeries(spec, pts)
+	setY(p, niceTicks(maxY(series...), spec.Integer))
+	var level []legendEntry
+	if spec.LoadLevel && s.LoadLevel > 0 {
+		lv := &plotter.Line{XYs: plotter.XYs{{X: 0, Y: s.LoadLevel}, {X: xmax, Y: s.LoadLevel}}, LineStyle: levelLine.style()}
+		p.Add(lv)
+		level = append(level, legendEntry{name: LoadLevelName(s), thumb: lv})
+	}
+	legend, has := addSpecSeries(p, spec, series)
+	if !has {
 		p.Add(centerText("no load data"))
 	}
-	legend = append([]legendEntry{e1, e2}, legend...)
-	legend = append(legend, addMarks(p, events, KindScaleOut, KindScaleIn, KindLoadStart, KindLoadEnd)...)
+	legend = append(legend, level...)
+	legend = append(legend, addMarks(p, events, spec.Marks...)...)
 	return panel{p: p, legend: legend}
 }
 
-func poolPanel(samples []Sample, events []Event, xmax float64) panel {
-	p := newPanel("Pool size", "members", xmax)
-	pool := make([]xy, len(samples))
-	running := make([]xy, len(samples))
-	for i, smp := range samples {
-		x := smp.T.Seconds()
-		pool[i] = xy{x, intOrGap(smp.PoolSize)}
-		running[i] = xy{x, intOrGap(smp.RunningSize)}
-	}
-	top := maxY(pool, running)
+func poolPanel(spec PanelSpec, pts []Point, events []Event, xmax float64) panel {
+	p := newPanel(spec.Title, spec.YLabel, xmax)
+	series := specSeries(spec, pts)
+	top := maxY(series...)
 	for _, ev := range events {
 		if ev.Kind == KindScaleOut || ev.Kind == KindScaleIn {
 			top = max(top, float64(ev.To), float64(ev.From))
 		}
 	}
-	setY(p, niceTicks(max(top, 1), true))
-	e1, ok1 := addSeries(p, "members (any state)", pool, lineStyle(lightBlue, 6), plotter.PostStep)
-	e2, ok2 := addSeries(p, "running", running, lineStyle(darkBlue, 2), plotter.PostStep)
-	if !ok1 && !ok2 {
+	setY(p, niceTicks(max(top, 1), spec.Integer))
+	legend, has := addSpecSeries(p, spec, series)
+	if !has {
 		p.Add(centerText("no pool data"))
 	}
-	legend := []legendEntry{e1, e2}
-	legend = append(legend, addMarks(p, events, KindScaleOut, KindScaleIn)...)
+	legend = append(legend, addMarks(p, events, spec.Marks...)...)
 	return panel{p: p, legend: legend}
 }
 
-func cpuPanel(samples []Sample, events []Event, xmax float64, d Data) panel {
-	p := newPanel("CPU utilisation", "CPU (%)", xmax)
+func cpuPanel(spec PanelSpec, pts []Point, samples []Sample, events []Event, xmax float64, d Data) panel {
+	p := newPanel(spec.Title, spec.YLabel, xmax)
 	setY(p, niceTicks(100, false))
-	var legend []legendEntry
-	for _, th := range []struct {
-		v    float64
-		def  float64
-		name string
-	}{{d.CPUHigh, DefaultCPUHigh, "scale-out threshold"}, {d.CPULow, DefaultCPULow, "scale-in threshold"}} {
-		v := th.v
-		if v == 0 {
-			v = th.def
+	var thresholds []legendEntry
+	if spec.CPUThresholds {
+		for _, th := range CPUThresholds(d) {
+			ln := &plotter.Line{XYs: plotter.XYs{{X: 0, Y: th.Percent}, {X: xmax, Y: th.Percent}}, LineStyle: thresholdLine.style()}
+			p.Add(ln)
+			thresholds = append(thresholds, legendEntry{name: th.Name, thumb: ln})
 		}
-		if v < 0 || !finite(v) {
-			continue
-		}
-		ln := &plotter.Line{XYs: plotter.XYs{{X: 0, Y: 100 * v}, {X: xmax, Y: 100 * v}},
-			LineStyle: lineStyle(grey, 1.4, 6, 4)}
-		p.Add(ln)
-		legend = append(legend, legendEntry{name: fmt.Sprintf("%s %.0f %%", th.name, 100*v), thumb: ln})
 	}
-
 	has := false
 	var instances []legendEntry
-	for i, name := range instanceOrder(samples) {
-		pts := make([]xy, len(samples))
-		for j, smp := range samples {
-			v, ok := smp.CPU[name]
-			if !ok {
-				v = math.NaN()
+	if spec.Instances {
+		for i, name := range instanceOrder(samples) {
+			ser := make([]xy, len(pts))
+			for j, pt := range pts {
+				v, ok := pt.CPU[name]
+				if !ok {
+					v = math.NaN()
+				}
+				ser[j] = xy{pt.T, v}
 			}
-			pts[j] = xy{smp.T.Seconds(), 100 * v}
+			e, ok := addSeries(p, name, ser, lineStyle(instancePalette[i%len(instancePalette)], vg.Length(instanceWidth)), plotter.NoStep)
+			has = has || ok
+			e.optional = true
+			instances = append(instances, e)
 		}
-		e, ok := addSeries(p, name, pts, lineStyle(instancePalette[i%len(instancePalette)], 1.1), plotter.NoStep)
-		has = has || ok
-		e.optional = true
-		instances = append(instances, e)
 	}
-	avg := make([]xy, len(samples))
-	for i, smp := range samples {
-		avg[i] = xy{smp.T.Seconds(), 100 * smp.AvgCPU}
-	}
-	e, ok := addSeries(p, "pool average", avg, lineStyle(black, 3), plotter.NoStep)
+	legend, ok := addSpecSeries(p, spec, specSeries(spec, pts))
 	if !ok && !has {
 		p.Add(centerText("no CPU data"))
 	}
-	legend = append([]legendEntry{e}, legend...)
-	legend = append(legend, addMarks(p, events, KindScaleOut, KindScaleIn, KindAlertUp, KindAlertDown)...)
+	legend = append(legend, thresholds...)
+	legend = append(legend, addMarks(p, events, spec.Marks...)...)
 	legend = append(legend, instances...)
 	return panel{p: p, legend: legend}
 }
@@ -168,54 +172,30 @@ func digitPrefix(s string) int {
 	return i
 }
 
-func latencyPanel(samples []Sample, events []Event, xmax float64) panel {
-	p := newPanel("Latency (from planned send time)", "latency (ms)", xmax)
-	ser := [3][]xy{}
-	for _, smp := range samples {
-		x := smp.T.Seconds()
-		for i, d := range []time.Duration{smp.P50, smp.P95, smp.P99} {
-			ser[i] = append(ser[i], xy{x, msOrGap(d)})
-		}
-	}
-	setY(p, niceTicks(maxY(ser[:]...), false))
-	var legend []legendEntry
-	has := false
-	for i, spec := range []struct {
-		name string
-		sty  draw.LineStyle
-	}{{"p50", lineStyle(green, 1.6)}, {"p95", lineStyle(orange, 1.8)}, {"p99", lineStyle(red, 1.6, 4, 2)}} {
-		e, ok := addSeries(p, spec.name, ser[i], spec.sty, plotter.NoStep)
-		has = has || ok
-		legend = append(legend, e)
-	}
+func latencyPanel(spec PanelSpec, pts []Point, events []Event, xmax float64) panel {
+	p := newPanel(spec.Title, spec.YLabel, xmax)
+	series := specSeries(spec, pts)
+	setY(p, niceTicks(maxY(series...), spec.Integer))
+	legend, has := addSpecSeries(p, spec, series)
 	if !has {
 		p.Add(centerText("no latency data"))
 	}
-	legend = append(legend, addMarks(p, events, KindScaleOut, KindScaleIn)...)
+	legend = append(legend, addMarks(p, events, spec.Marks...)...)
 	return panel{p: p, legend: legend}
 }
 
-func errorsPanel(samples []Sample, events []Event, xmax float64) panel {
-	p := newPanel("Failed and late requests", "requests (req/s)", xmax)
-	failed := make([]xy, len(samples))
-	late := make([]xy, len(samples))
-	total := 0
-	for i, smp := range samples {
-		x := smp.T.Seconds()
-		failed[i] = xy{x, float64(smp.Errors)}
-		late[i] = xy{x, float64(smp.Late)}
-		total += smp.Errors + smp.Late
-	}
-	setY(p, niceTicks(max(maxY(failed, late), 1), true))
-	e1, _ := addSeries(p, "failed", failed, lineStyle(red, 1.8), plotter.NoStep)
-	e2, _ := addSeries(p, "sent late", late, lineStyle(orange, 1.6, 4, 2), plotter.NoStep)
-	if len(samples) == 0 {
+func errorsPanel(spec PanelSpec, pts []Point, events []Event, xmax float64) panel {
+	p := newPanel(spec.Title, spec.YLabel, xmax)
+	series := specSeries(spec, pts)
+	setY(p, niceTicks(max(maxY(series...), 1), spec.Integer))
+	legend, _ := addSpecSeries(p, spec, series)
+	switch {
+	case len(pts) == 0:
 		p.Add(centerText("no request data"))
-	} else if total == 0 {
+	case maxY(series...) == 0:
 		p.Add(centerText("no failed or late requests"))
 	}
-	legend := []legendEntry{e1, e2}
-	legend = append(legend, addMarks(p, events, KindScaleOut, KindScaleIn)...)
+	legend = append(legend, addMarks(p, events, spec.Marks...)...)
 	return panel{p: p, legend: legend}
 }
 

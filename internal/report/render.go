@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot/vg/draw"
@@ -149,7 +152,8 @@ func renderHTML(d Data) ([]byte, error) {
 			clockDur(smp.T), num(smp.OfferedRPS, 1), num(smp.AnsweredRPS, 1),
 			strconv.Itoa(smp.OK), strconv.Itoa(smp.Errors), strconv.Itoa(smp.Late),
 			msCell(smp.P50), msCell(smp.P95), msCell(smp.P99),
-			intCell(smp.PoolSize), intCell(smp.RunningSize), num(100*smp.AvgCPU, 0),
+			intCell(smp.PoolSize), intCell(smp.RunningSize), intCell(smp.StartingSize), intCell(smp.DrainingSize),
+			num(100*smp.AvgCPU, 0), alertsCell(smp.Alerts),
 		})
 	}
 	var buf bytes.Buffer
@@ -186,6 +190,24 @@ func msCell(d time.Duration) string {
 		return "–"
 	}
 	return num(float64(d)/float64(time.Millisecond), 1)
+}
+
+// alertsCell lists the pending and firing alerts, "–" when the states are
+// unknown and "none" when every alert is inactive.
+func alertsCell(states map[string]string) string {
+	if states == nil {
+		return "–"
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		if st := states[name]; st != AlertInactive {
+			parts = append(parts, name+" "+st)
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func intCell(n int) string {
@@ -255,7 +277,7 @@ figure.chart svg text { font-family: "Liberation Sans", Arial, Helvetica, sans-s
 <details>
 <summary>All samples ({{len .Samples}})</summary>
 <table class="samples">
-<thead><tr><th>time (min:s)</th><th>offered (req/s)</th><th>answered (req/s)</th><th>OK</th><th>failed</th><th>late</th><th>p50 (ms)</th><th>p95 (ms)</th><th>p99 (ms)</th><th>pool (members)</th><th>running</th><th>avg CPU (%)</th></tr></thead>
+<thead><tr><th>time (min:s)</th><th>offered (req/s)</th><th>answered (req/s)</th><th>OK</th><th>failed</th><th>late</th><th>p50 (ms)</th><th>p95 (ms)</th><th>p99 (ms)</th><th>pool (members)</th><th>running</th><th>starting</th><th>draining</th><th>avg CPU (%)</th><th>alerts pending or firing</th></tr></thead>
 <tbody>
 {{- range .Samples}}
 <tr>{{range .}}<td class="num">{{.}}</td>{{end}}</tr>

@@ -233,7 +233,7 @@ func TestWriteHTML(t *testing.T) {
 	for _, want := range []string{
 		"Load: offered vs answered", "Pool size", "CPU utilisation", "Latency (from planned send time)", "Failed and late requests",
 		"load (req/s)", "members", "CPU (%)", "latency (ms)", "requests (req/s)", "time since demo start (min:s)",
-		"offered (planned)", "answered", "running", "pool average", "tidepool-1", "tidepool-4", "p50", "p95", "p99", "failed", "sent late",
+		"offered (planned)", "answered", "running", "starting", "draining", "pool average", "tidepool-1", "tidepool-4", "p50", "p95", "p99", "failed", "sent late",
 		"scale-out threshold 80 %", "+1 → 2", "+1 → 4", "−1 → 1",
 	} {
 		if !slices.Contains(texts, want) {

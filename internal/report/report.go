@@ -21,12 +21,19 @@ import (
 // Event kinds understood by the renderer. Other kinds are listed in the
 // HTML events table but not drawn.
 const (
-	KindScaleOut  = "scale-out"
-	KindScaleIn   = "scale-in"
+	KindScaleOut = "scale-out"
+	KindScaleIn  = "scale-in"
+	// KindAlertUp is an alert that started firing, KindAlertDown one that
+	// stopped firing (resolved); Reason names the alert.
 	KindAlertUp   = "alert-up"
 	KindAlertDown = "alert-down"
 	KindLoadStart = "load-start"
 	KindLoadEnd   = "load-end"
+	// KindScaleHeld is a change the autoscaler decided but held (pool busy,
+	// cooldown, warmup), KindScaleFailed one that failed; both are listed,
+	// not drawn.
+	KindScaleHeld   = "scale-held"
+	KindScaleFailed = "scale-failed"
 )
 
 // DefaultLoadThreshold is the fraction of the peak offered load used to
@@ -59,15 +66,34 @@ type Sample struct {
 	// PoolSize is the number of pool members in any state per the cloud
 	// API; negative means unknown (drawn as a gap).
 	PoolSize int
-	// RunningSize is the number of running members; negative means unknown.
+	// RunningSize is the number of running members (draining ones
+	// included); negative means unknown.
 	RunningSize int
+	// StartingSize is the number of members not running yet (booting);
+	// negative means unknown.
+	StartingSize int
+	// DrainingSize is the number of running members that are draining: out
+	// of the load balancer, finishing their requests before their eviction.
+	// They are counted in RunningSize too. Negative means unknown.
+	DrainingSize int
 	// AvgCPU is the pool average CPU utilisation 0..1 from Prometheus;
 	// NaN means unknown.
 	AvgCPU float64
 	// CPU is the per-instance utilisation 0..1 keyed by instance name or
 	// IP; a missing key or a NaN value means unknown.
 	CPU map[string]float64
+	// Alerts is the state of each alerting rule at this second, keyed by
+	// alert name: AlertInactive, AlertPending or AlertFiring. A missing key
+	// or a nil map means unknown.
+	Alerts map[string]string
 }
+
+// Alert states of Sample.Alerts, as Prometheus reports them.
+const (
+	AlertInactive = "inactive"
+	AlertPending  = "pending"
+	AlertFiring   = "firing"
+)
 
 // Event is something that happened at one instant of the demo.
 type Event struct {

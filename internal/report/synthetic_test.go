@@ -84,11 +84,22 @@ func synthetic(seconds int, seed uint64) Data {
 		answered := math.Min(off, capacity*1.02) * (0.97 + 0.03*rng.Float64())
 		smp := Sample{
 			T: T, OfferedRPS: off, AnsweredRPS: answered,
-			PoolSize: pool, RunningSize: running,
+			PoolSize: pool, RunningSize: running, StartingSize: pool - running,
 			AvgCPU: math.Min(util*(0.95+0.1*rng.Float64()), 1),
 			CPU:    map[string]float64{},
 		}
 		smp.OK = int(math.Round(answered))
+		// A scale-in victim drains for the 4 s before its eviction; the
+		// high-CPU alert fires between its two alert events.
+		smp.Alerts = map[string]string{"TidepoolPoolCPUHigh": AlertInactive}
+		for _, ev := range events {
+			if ev.Kind == KindScaleIn && T < ev.T && ev.T-T <= time.Duration(4*scale*float64(time.Second)) {
+				smp.DrainingSize = 1
+			}
+		}
+		if T >= events[1].T && T < events[5].T {
+			smp.Alerts["TidepoolPoolCPUHigh"] = AlertFiring
+		}
 		if off > capacity*1.02 {
 			over := off - capacity
 			smp.Errors = int(math.Round(over * 0.15))

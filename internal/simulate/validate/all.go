@@ -30,11 +30,12 @@ func Policies(which string) ([]string, error) {
 }
 
 // All runs the validation of each policy in turn (see Run; minutes each),
-// with the demo's output and report in dir/validate-<policy>, and writes
-// the comparison chart dir/validate-<policy>.png; dir "" means
-// "simulate-out". It prints progress and each verdict to w and reports
-// whether every validation passed. It returns an error, after stopping
-// everything the demo started, when a run fails or ctx is cancelled.
+// with the demo's output and report in dir/validate-<policy> (and no live
+// page), and writes the comparison chart dir/validate-<policy>.png; dir ""
+// means "simulate-out". It prints progress and each verdict to w and
+// reports whether every validation passed. It returns an error, after
+// stopping everything the demo started, when a run fails or ctx is
+// cancelled.
 func All(ctx context.Context, policies []string, dir string, w io.Writer) (ok bool, err error) {
 	if dir == "" {
 		dir = "simulate-out"
@@ -42,7 +43,7 @@ func All(ctx context.Context, policies []string, dir string, w io.Writer) (ok bo
 	ok = true
 	for _, p := range policies {
 		fmt.Fprintf(w, "validation of the %s policy: running the demo (a few minutes) ...\n", p)
-		v, err := Run(ctx, Config{Policy: p, Demo: demo.Config{OutDir: filepath.Join(dir, "validate-"+p), Out: w}})
+		v, err := Run(ctx, Config{Policy: p, Demo: demo.Config{OutDir: filepath.Join(dir, "validate-"+p), Out: w, LiveAddr: demo.LiveOff}})
 		if errors.Is(err, context.Canceled) {
 			return false, fmt.Errorf("interrupted; everything the demo started has been stopped: %w", err)
 		}
