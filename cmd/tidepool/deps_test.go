@@ -41,7 +41,7 @@ var allowedDeps = map[string][]string{
 		"tidepool/internal/backoff", "tidepool/internal/httpbody", "tidepool/internal/monitoring", "tidepool/internal/promquery"},
 	"tidepool/internal/simulate": {"tidepool/internal/atomicfile", "tidepool/internal/autoscaler/policy",
 		"tidepool/internal/loadgen", "tidepool/internal/monitoring", "tidepool/internal/report"},
-	"tidepool/internal/promrun": {"tidepool/internal/loopback", "tidepool/internal/promquery", "tidepool/internal/supervise"},
+	"tidepool/internal/promrun": {"tidepool/internal/loopback", "tidepool/internal/supervise"},
 }
 
 // TestDependencyRules keeps the import graph as the package docs describe

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 
 	"tidepool/internal/cloud"
-	"tidepool/internal/promrun"
+	"tidepool/internal/loopback"
 )
 
 // addrPlan is where the demo's members, load balancer, Prometheus and
@@ -35,10 +35,10 @@ func (s *session) plan() error {
 			cloud.DefaultAppPort, cloud.DefaultMetricsPort, p.appPort, p.metricsPort)
 	}
 	var err error
-	if p.prom, err = promrun.FreeAddr("127.0.0.1"); err != nil {
+	if p.prom, err = freeLocalAddr(); err != nil {
 		return fmt.Errorf("prometheus address: %w", err)
 	}
-	if p.alertmanager, err = promrun.FreeAddr("127.0.0.1"); err != nil {
+	if p.alertmanager, err = freeLocalAddr(); err != nil {
 		return fmt.Errorf("alertmanager address: %w", err)
 	}
 	s.addrs = p
@@ -79,4 +79,13 @@ func planAddrs(servicePort uint16) addrPlan {
 		}
 	}
 	return p
+}
+
+// freeLocalAddr returns "127.0.0.1:port" with a port that was free a moment ago.
+func freeLocalAddr() (string, error) {
+	ap, err := loopback.FreePort(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	if err != nil {
+		return "", err
+	}
+	return ap.String(), nil
 }

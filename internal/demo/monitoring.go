@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tidepool/internal/monitoring"
+	"tidepool/internal/promquery"
 	"tidepool/internal/promrun"
 )
 
@@ -92,7 +93,7 @@ func checkQueries(ctx context.Context, monDir, promURL string) []QueryCheck {
 	for _, q := range qs {
 		c := QueryCheck{Where: q.File + ": " + q.Where, Expr: q.Expr}
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := promrun.Query(qctx, promURL, q.Expr)
+		v, err := promquery.Instant(qctx, promURL, q.Expr)
 		cancel()
 		if err != nil {
 			c.Err = err.Error()

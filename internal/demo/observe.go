@@ -10,7 +10,7 @@ import (
 	v3 "github.com/exoscale/egoscale/v3"
 
 	"tidepool/internal/autoscaler"
-	"tidepool/internal/promrun"
+	"tidepool/internal/promquery"
 	"tidepool/internal/report"
 )
 
@@ -56,7 +56,7 @@ func poolMembers(ctx context.Context, client *v3.Client, poolID v3.UUID) (size, 
 // to Prometheus (their app's tidepool_app_draining, labelled with the
 // instance_id from discover's file).
 func countDraining(ctx context.Context, promURL string, runningIDs map[string]bool) (int, error) {
-	v, err := promrun.Query(ctx, promURL, drainingSeries)
+	v, err := promquery.Instant(ctx, promURL, drainingSeries)
 	if err != nil {
 		return 0, err
 	}

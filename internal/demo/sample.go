@@ -14,15 +14,16 @@ import (
 
 	"tidepool/internal/autoscaler"
 	"tidepool/internal/loadgen"
-	"tidepool/internal/promrun"
+	"tidepool/internal/monitoring"
+	"tidepool/internal/promquery"
 	"tidepool/internal/report"
 )
 
 // Series names the demo reads from Prometheus (recording rules of
 // internal/monitoring).
 const (
-	poolCPUSeries     = "pool:node_cpu_utilisation:avg"
-	instanceCPUSeries = "instance:node_cpu_utilisation:ratio"
+	poolCPUSeries     = monitoring.RulePoolCPU
+	instanceCPUSeries = monitoring.RuleInstanceCPU
 )
 
 // Observer is told about what the demo records, as it is recorded: the
@@ -216,10 +217,10 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 				o.draining = n
 			}
 		}
-		if v, err := promrun.Query(qctx, promURL, poolCPUSeries); err == nil && len(v) > 0 {
+		if v, err := promquery.Instant(qctx, promURL, poolCPUSeries); err == nil && len(v) > 0 {
 			o.avgCPU = v[0].Value
 		}
-		if v, err := promrun.Query(qctx, promURL, instanceCPUSeries); err == nil {
+		if v, err := promquery.Instant(qctx, promURL, instanceCPUSeries); err == nil {
 			for _, s := range v {
 				name := s.Labels["instance_name"]
 				if name == "" {
@@ -228,7 +229,7 @@ func sample(ctx context.Context, start time.Time, client *v3.Client, poolID v3.U
 				o.cpu[name] = s.Value
 			}
 		}
-		if a, err := promrun.AlertStates(qctx, promURL); err == nil {
+		if a, err := promquery.AlertStates(qctx, promURL); err == nil {
 			o.alerts = a
 		}
 		cancel()

@@ -1,4 +1,4 @@
-// Package promquery reads instant values and ranges of values from a
+// Package promquery reads instant values, ranges of values and alert states from a
 // Prometheus server's HTTP API through client_golang's API client
 // (github.com/prometheus/client_golang/api): the one Prometheus query client
 // of tidepool (the autoscaler's metric source and the demo use it). It starts

@@ -5,8 +5,7 @@
 // is promquery's job; the autoscaler and other agents must not import it.
 //
 // It owns finding, starting and stopping Prometheus and Alertmanager, and
-// must not import tidepool packages other than supervise, loopback and
-// promquery (for the deprecated Query).
+// must not import tidepool packages other than supervise and loopback.
 package promrun
 
 import (
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"tidepool/internal/loopback"
-	"tidepool/internal/promquery"
 	"tidepool/internal/supervise"
 )
 
@@ -60,22 +58,6 @@ func AlertmanagerBinary() (string, error) {
 
 // AmtoolBinary finds amtool.
 func AmtoolBinary() (string, error) { return FindBinary("prometheus-alertmanager", "amtool") }
-
-// FreeAddr returns "host:port" with a port that was free on host, an IP
-// address, a moment ago.
-//
-// Deprecated: use loopback.FreePort; FreeAddr goes once the demo uses it.
-func FreeAddr(host string) (string, error) {
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return "", fmt.Errorf("free port on %s: %w", host, err)
-	}
-	ap, err := loopback.FreePort(ip)
-	if err != nil {
-		return "", err
-	}
-	return ap.String(), nil
-}
 
 // stopGrace is how long Stop waits after SIGTERM before SIGKILL.
 const stopGrace = 5 * time.Second
@@ -203,12 +185,4 @@ func (p *Process) Stop() {
 	// to the kernel, which ends it with us (PDEATHSIG): the caller could do
 	// nothing more.
 	p.proc.StopWithin(stopGrace)
-}
-
-// Query runs an instant PromQL query against the Prometheus at baseURL.
-//
-// Deprecated: use promquery.Instant, the same call; Query goes once the demo
-// uses it (promrun only starts and stops processes).
-func Query(ctx context.Context, baseURL, expr string) ([]promquery.Sample, error) {
-	return promquery.Instant(ctx, baseURL, expr)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"tidepool/internal/loopback"
 	"tidepool/internal/promquery"
 )
 
@@ -27,10 +29,11 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	listen, err := FreeAddr("127.0.0.1")
+	ap, err := loopback.FreePort(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	listen := ap.String()
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	writeFile(t, promCfg, fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files: [rules.yml]\nscrape_configs:\n- job_name: self\n  static_configs: [{targets: ['%s']}]\n", listen))
 	writeFile(t, filepath.Join(dir, "rules.yml"), `groups:
@@ -55,17 +58,17 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 			t.Fatal("up{job=\"self\"} never returned data")
 		}
 		time.Sleep(200 * time.Millisecond)
-		if got, err = Query(ctx, prom.URL, `up{job="self"} == 1`); err != nil {
+		if got, err = promquery.Instant(ctx, prom.URL, `up{job="self"} == 1`); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got[0].Value != 1 || got[0].Labels["job"] != "self" {
 		t.Errorf("up = %+v, want 1 with job=self", got[0])
 	}
-	if _, err := Query(ctx, prom.URL, `sum(`); err == nil {
+	if _, err := promquery.Instant(ctx, prom.URL, `sum(`); err == nil {
 		t.Error("bad PromQL: want an error")
 	}
-	sc, err := Query(ctx, prom.URL, `scalar(vector(2))`)
+	sc, err := promquery.Instant(ctx, prom.URL, `scalar(vector(2))`)
 	if err != nil || len(sc) != 1 || sc[0].Value != 2 {
 		t.Errorf("scalar query = %v, %v; want one sample of 2", sc, err)
 	}
@@ -73,7 +76,7 @@ func TestPrometheusAndAlertmanager(t *testing.T) {
 	want := map[string]string{"Always": "firing", "Waiting": "pending", "Never": "inactive"}
 	var states map[string]string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if states, err = AlertStates(ctx, prom.URL); err != nil {
+		if states, err = promquery.AlertStates(ctx, prom.URL); err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprint(states) == fmt.Sprint(want) || time.Now().After(deadline) {
@@ -115,7 +118,7 @@ func TestAlertStatesErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			if _, err := AlertStates(context.Background(), srv.URL); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := promquery.AlertStates(context.Background(), srv.URL); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("AlertStates error = %v, want one containing %q", err, tt.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package promrun
+package promquery
 
 import (
 	"context"
